@@ -1,0 +1,46 @@
+# logit-kd: every entry point a user needs. PROFILE=mini (default, 2-core CPU, minutes)
+# or PROFILE=paper (the papers' data sets and schedules, for a GPU with the data).
+PYTHON   ?= python3
+VENV     := .venv
+PY       := $(VENV)/bin/python
+PROFILE  ?= mini
+SEEDS    ?=
+ARGS     ?=
+export PYTHONUNBUFFERED := 1
+
+.PHONY: setup test test-fast demo mini bench teachers kl-vs-mse clean-runs help
+
+help:  ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
+
+# Re-installs only when requirements.txt changed (the stamp is newer otherwise).
+$(VENV)/.installed: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	touch $@
+
+setup: $(VENV)/.installed  ## create .venv and install requirements (idempotent)
+
+test: setup  ## run the whole test suite (smoke scale, a few minutes on 2 cores)
+	$(PY) -m pytest -n 2 --durations=10 $(ARGS)
+
+test-fast: setup  ## the tests not marked slow
+	$(PY) -m pytest -m "not slow" $(ARGS)
+
+demo: setup  ## the headline mini table of each paper (under 10 minutes on 2 cores)
+	$(PY) -m reproduce.demo $(ARGS)
+
+teachers: setup  ## train the teachers a profile needs, once
+	$(PY) -m reproduce.kl_vs_mse teachers --profile $(PROFILE) $(ARGS)
+
+kl-vs-mse: setup  ## paper 1: every experiment, tables and figures
+	$(PY) -m reproduce.kl_vs_mse all --profile $(PROFILE) $(ARGS)
+
+mini: setup  ## every mini experiment of every paper
+	$(PY) -m reproduce.kl_vs_mse all --profile mini $(ARGS)
+
+bench: setup  ## speed ratios measured in one run on this machine
+	$(PY) -m bench.run $(ARGS)
+
+clean-runs:  ## delete local run logs and checkpoints (committed tables stay)
+	rm -rf results/*/runs results/teachers

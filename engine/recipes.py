@@ -1,0 +1,133 @@
+"""Training recipes as data: optimizer, schedule, batch size, loss weights.
+
+Every field says its unit and where it comes from. A recipe is looked up by name
+(`get_recipe`) and may be overridden field by field (`Recipe.replace`); the resolved
+recipe is written into each run's config.json, so a run directory says exactly how
+it was trained.
+"""
+import dataclasses
+from dataclasses import dataclass
+
+from common import Registry, UserError
+
+
+@dataclass(frozen=True)
+class Recipe:
+    epochs: int                      # passes over the training set
+    batch_size: int                  # examples per optimizer step
+    lr: float                        # peak learning rate (per step, not scaled by batch)
+    optimizer: str = "sgd"           # "sgd" or "adam"
+    momentum: float = 0.9            # SGD momentum
+    nesterov: bool = False           # SGD Nesterov momentum
+    weight_decay: float = 5e-4       # L2 coefficient
+    wd_exempt_bn_bias: bool = False  # no weight decay on BatchNorm weights and biases
+    schedule: str = "multistep"      # "multistep" (per epoch), "cosine" (per step, to 0), "constant"
+    milestones: tuple = ()           # epochs (1-based count of finished epochs) where lr *= gamma
+    gamma: float = 0.1               # multistep factor
+    warmup_epochs: int = 0           # KD weight ramp min(epoch / warmup, 1), epoch 1-based; 0 = off
+    ce_weight: float = 0.0           # weight of CE(student, labels) added by the engine
+    kd_weight: float = 1.0           # weight of the distillation loss
+    source: str = ""                 # where these numbers come from
+
+    def replace(self, **overrides) -> "Recipe":
+        fields = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(overrides) - fields)
+        if unknown:
+            raise UserError(f"recipe has no field {', '.join(unknown)}; fields: {', '.join(sorted(fields))}")
+        if "milestones" in overrides:
+            overrides["milestones"] = tuple(overrides["milestones"])
+        return validate(dataclasses.replace(self, **overrides))
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def validate(r: Recipe) -> Recipe:
+    if r.epochs < 0:
+        raise UserError(f"epochs must be >= 0, got {r.epochs}")
+    if not r.lr > 0:
+        raise UserError(f"lr must be > 0, got {r.lr}")
+    if r.batch_size < 1:
+        raise UserError(f"batch_size must be >= 1, got {r.batch_size}")
+    if r.optimizer not in ("sgd", "adam"):
+        raise UserError(f"optimizer must be 'sgd' or 'adam', got '{r.optimizer}'")
+    if r.schedule not in ("multistep", "cosine", "constant"):
+        raise UserError(f"schedule must be multistep, cosine or constant, got '{r.schedule}'")
+    if r.weight_decay < 0 or r.ce_weight < 0 or r.kd_weight < 0 or r.warmup_epochs < 0:
+        raise UserError("weight_decay, ce_weight, kd_weight and warmup_epochs must be >= 0")
+    return r
+
+
+def lr_at(r: Recipe, epoch: int, step: int, steps_per_epoch: int) -> float:
+    """Learning rate for 0-based `epoch` and `step` within it: a pure function, so resume needs no state."""
+    if r.schedule == "constant":
+        return r.lr
+    if r.schedule == "cosine":
+        import math
+
+        total = max(r.epochs * steps_per_epoch, 1)
+        t = epoch * steps_per_epoch + step
+        return 0.5 * r.lr * (1.0 + math.cos(math.pi * t / total))
+    drops = sum(1 for m in r.milestones if epoch >= m)
+    return r.lr * (r.gamma ** drops)
+
+
+def kd_ramp(r: Recipe, epoch: int) -> float:
+    """mdistiller's warm-up min(epoch / warmup, 1) with 1-based epoch; `epoch` here is 0-based."""
+    return 1.0 if r.warmup_epochs == 0 else min((epoch + 1) / r.warmup_epochs, 1.0)
+
+
+RECIPES = Registry("recipe")
+
+
+def _recipe(name: str, recipe: Recipe) -> None:
+    RECIPES.register(name)(lambda: validate(recipe))
+
+
+def get_recipe(name: str, **overrides) -> Recipe:
+    recipe = RECIPES.get(name)()
+    return recipe.replace(**overrides) if overrides else recipe
+
+
+def list_recipes() -> list[str]:
+    return RECIPES.names()
+
+
+# --- Paper 1 (Kim et al. 2021), official code jhoon-oh/kd_data -------------------------------
+_recipe("kl_vs_mse_cifar", Recipe(
+    epochs=200, batch_size=128, lr=0.1, nesterov=True, momentum=0.9,
+    weight_decay=5e-4,            # code; the supplement says 1e-4
+    wd_exempt_bn_bias=True,       # code: no decay on BN and bias
+    schedule="multistep", milestones=(100, 150), gamma=0.1,
+    source="paper 1 official code: WRN, 200 epochs, nesterov lr 0.1, x0.1 at 100/150, batch 128"))
+
+# --- Paper 2 (Cui et al. 2024): the mdistiller CIFAR-100 protocol ----------------------------
+_recipe("mdistiller_cifar", Recipe(
+    epochs=240, batch_size=64, lr=0.05, momentum=0.9, weight_decay=5e-4,
+    schedule="multistep", milestones=(150, 180, 210), gamma=0.1,
+    warmup_epochs=20, ce_weight=1.0, kd_weight=1.0,
+    source="paper 2 / mdistiller CIFAR-100: 240 epochs, batch 64, lr 0.05, x0.1 at 150/180/210, KD warm-up 20"))
+_recipe("mdistiller_cifar_light", Recipe(
+    epochs=240, batch_size=64, lr=0.01, momentum=0.9, weight_decay=5e-4,
+    schedule="multistep", milestones=(150, 180, 210), gamma=0.1,
+    warmup_epochs=20, ce_weight=1.0, kd_weight=1.0,
+    source="paper 2 / mdistiller CIFAR-100 for MobileNet/ShuffleNet students: lr 0.01"))
+_recipe("imagenet", Recipe(
+    epochs=100, batch_size=512, lr=0.2, momentum=0.9, weight_decay=1e-4,
+    schedule="multistep", milestones=(30, 60, 90), gamma=0.1,
+    ce_weight=1.0, kd_weight=1.0,
+    source="paper 2 ImageNet: 100 epochs, lr 0.2, x0.1 every 30, batch 512, wd 1e-4"))
+
+# --- Mini profile: mnist1d, 1000 training samples (shared/mini-notes.md, re-measured here) ---
+_recipe("mini_teacher", Recipe(
+    epochs=40, batch_size=128, lr=1e-2, optimizer="adam", weight_decay=0.0,
+    schedule="cosine", ce_weight=0.0, kd_weight=1.0,
+    source="mini-notes: Adam lr 1e-2, cosine per step to 0, batch 128, 40 epochs"))
+_recipe("mini_student", Recipe(
+    epochs=300, batch_size=128, lr=3e-3, optimizer="adam", weight_decay=0.0,
+    schedule="cosine", ce_weight=0.0, kd_weight=1.0,
+    source="mini-notes: Adam lr 3e-3, cosine per step to 0, batch 128, 300 epochs (long schedule matters)"))
+# Tests: seconds, not minutes.
+_recipe("smoke", Recipe(
+    epochs=2, batch_size=64, lr=1e-2, optimizer="adam", weight_decay=0.0, schedule="cosine",
+    source="smoke scale for tests"))

@@ -1,0 +1,66 @@
+"""The teacher store: teachers are ordinary CE runs of experiment 'teachers'.
+
+Their run id derives from dataset (+options), model, label noise, seed and recipe, so a
+teacher is trained once and found again by its config. Its final weights carry a
+sha256 checksum; a student records which teacher (run id and checksum) it used, and the
+engine re-evaluates a teacher before distilling from it.
+"""
+from dataclasses import dataclass
+
+import torch
+
+from common import UserError
+from engine.config import RunConfig, LabelNoise, make_config
+from engine.rundir import RunDir, read_json, results_root, sha256_file
+from models import build_model
+
+TEACHER_EXPERIMENT = "teachers"
+ACCURACY_TOLERANCE = 0.5  # percentage points between recorded and re-measured test top-1
+
+
+def teacher_config(dataset: str, model: str, *, seed: int = 0, recipe: str = "smoke", recipe_overrides=None,
+                   dataset_options=None, model_options=None, label_noise: LabelNoise | None = None) -> RunConfig:
+    return make_config(TEACHER_EXPERIMENT, dataset, model, loss="ce", recipe=recipe,
+                       recipe_overrides=recipe_overrides, seed=seed, dataset_options=dataset_options,
+                       model_options=model_options, label_noise=label_noise)
+
+
+def teacher_rundir(run_id: str) -> RunDir:
+    path = results_root() / TEACHER_EXPERIMENT / "runs" / run_id
+    if not (path / "config.json").exists():
+        raise UserError(f"no teacher run '{run_id}' under {path.parent}; train it first (make teachers)")
+    return RunDir(RunConfig.from_dict(read_json(path / "config.json")))
+
+
+@dataclass
+class LoadedTeacher:
+    run_id: str
+    model: torch.nn.Module
+    sha256: str
+    recorded_top1: float
+    num_classes: int
+
+
+def load_teacher(run_id: str, num_classes: int, in_channels: int, device) -> LoadedTeacher:
+    rd = teacher_rundir(run_id)
+    if not rd.finished or not rd.model_file.exists():
+        raise UserError(f"teacher run {rd.path} is not finished; finish it first (make teachers)")
+    recorded = (rd.path / "model.sha256").read_text().strip()
+    actual = sha256_file(rd.model_file)
+    if actual != recorded:
+        raise UserError(f"teacher weights {rd.model_file} fail their checksum (corrupt or replaced); retrain with --force")
+    model = build_model(rd.config.model, num_classes=num_classes, in_channels=in_channels, **rd.config.model_options)
+    try:
+        state = torch.load(rd.model_file, map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise UserError(f"teacher {run_id} does not fit a {num_classes}-class {rd.config.model}: "
+                        f"{str(e).splitlines()[0]}") from e
+    model.to(device).eval().requires_grad_(False)
+    return LoadedTeacher(run_id, model, actual, rd.summary()["final"]["test_top1"], num_classes)
+
+
+def check_teacher_accuracy(teacher: LoadedTeacher, measured_top1: float) -> None:
+    if abs(measured_top1 - teacher.recorded_top1) > ACCURACY_TOLERANCE:
+        raise UserError(f"teacher {teacher.run_id} scores {measured_top1:.2f}% on this test set but its run recorded "
+                        f"{teacher.recorded_top1:.2f}%: wrong data or weights, refusing to distill")

@@ -1,0 +1,318 @@
+"""The one training loop: teachers (CE) and students (any loss) for every paper.
+
+`train_group` trains several runs that share a data stream (same dataset, seed, label
+noise, teachers, batch size and epochs) on the same batches, computing the teacher once
+per batch; each run still has its own model, optimizer, loss state, run directory and
+checkpoint, and ends exactly where it would have ended alone (tested). `train` is the
+group of one.
+
+Per epoch: data order and augmentation come from a generator seeded by (seed, epoch),
+so resuming at an epoch boundary replays the same batches; the learning rate is a pure
+function of (epoch, step). Checkpoints are written atomically at every epoch end.
+"""
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from common import UserError
+from data import build_dataset
+from data.noise import load_or_make_noisy_labels
+from engine.config import RunConfig
+from engine.evaluate import Predictions, agreement_metrics, classification_metrics, predict
+from engine.recipes import kd_ramp, lr_at
+from engine.rundir import RunDir, results_root
+from engine.teachers import check_teacher_accuracy, load_teacher
+from losses import build_loss
+from models import build_model
+
+FEATURE_ROWS = 2000     # test samples whose penultimate features are saved for projections
+EVAL_BATCH = 1000
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or inf; the last good checkpoint is kept."""
+
+
+@dataclass
+class Member:
+    """One run inside a group: its model, optimizer, loss and run directory."""
+    config: RunConfig
+    rundir: RunDir
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    loss_fn: object
+    start_epoch: int = 0
+    log: list = field(default_factory=list)
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"device '{device}' asked for but CUDA is not available here")
+    return torch.device(device)
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """Data order and augmentation of one epoch: independent of everything else, so resume replays it."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+
+
+def build_optimizer(model: torch.nn.Module, recipe) -> torch.optim.Optimizer:
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        exempt = recipe.wd_exempt_bn_bias and (p.ndim <= 1)   # BN weights/biases and all biases are 1-D
+        (no_decay if exempt else decay).append(p)
+    groups = [{"params": decay, "weight_decay": recipe.weight_decay}]
+    if no_decay:
+        groups.append({"params": no_decay, "weight_decay": 0.0})
+    if recipe.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=recipe.lr)
+    return torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov)
+
+
+def load_data(config: RunConfig, data_root, download: bool):
+    bundle = build_dataset(config.dataset, root=data_root, download=download, **config.dataset_options)
+    noise = config.label_noise
+    if noise.kind != "none" and noise.rate > 0:
+        key = f"{config.dataset}-{_options_tag(config.dataset_options)}-{noise.kind}-{noise.rate:g}-s{noise.seed}.pt"
+        noisy = load_or_make_noisy_labels(results_root() / "labels" / key, bundle.train.labels,
+                                          bundle.num_classes, noise.kind, noise.rate, noise.seed)
+        bundle.train = bundle.train.with_labels(noisy)
+    return bundle
+
+
+def _options_tag(options: dict) -> str:
+    return "_".join(f"{k}{v}" for k, v in sorted(options.items())) or "default"
+
+
+GROUP_KEYS = ("dataset", "dataset_options", "seed", "label_noise", "teachers", "ensemble", "teacher_cache")
+
+
+def check_group(configs: list[RunConfig]) -> None:
+    first = configs[0]
+    for c in configs[1:]:
+        for key in GROUP_KEYS:
+            if getattr(c, key) != getattr(first, key):
+                raise UserError(f"runs trained together must share {key}: {getattr(first, key)} vs {getattr(c, key)}")
+        for key in ("batch_size", "epochs"):
+            if c.recipe[key] != first.recipe[key]:
+                raise UserError(f"runs trained together must share the recipe's {key}")
+    if len({c.run_id for c in configs}) != len(configs):
+        raise UserError("the same run appears twice in one group")
+
+
+class Trainer:
+    """Trains a group of runs on one data stream. Use `train_group` / `train`."""
+
+    def __init__(self, configs, *, device="auto", data_root=None, download=False, force=False,
+                 quiet=False, log_every=1, teacher_bank=None):
+        check_group(configs)
+        self.configs = configs
+        self.device = resolve_device(device)
+        self.quiet, self.log_every, self.force = quiet, max(1, log_every), force
+        first = configs[0]
+        self.bundle = load_data(first, data_root, download)
+        self.bundle.train = self.bundle.train.to(self.device)
+        self.bundle.test = self.bundle.test.to(self.device)
+        self.seed, self.batch_size, self.epochs = first.seed, first.recipe["batch_size"], first.recipe["epochs"]
+        self.teachers = self._load_teachers(first)
+        self.teacher_bank = teacher_bank
+        self.teacher_test = self._teacher_test_logits()
+
+    # ---------------------------------------------------------------- teachers
+    def _load_teachers(self, config: RunConfig):
+        loaded = [load_teacher(rid, self.bundle.num_classes, self.bundle.in_channels, self.device)
+                  for rid in config.teachers]
+        for t in loaded:
+            acc = classification_metrics(predict(t.model, self.bundle.test, EVAL_BATCH, self.device).logits,
+                                         self.bundle.test.labels)["test_top1"]
+            check_teacher_accuracy(t, acc)
+        return loaded
+
+    def teacher_logits(self, x: torch.Tensor, batch) -> torch.Tensor | None:
+        if not self.teachers:
+            return None
+        if self.teacher_bank is not None:
+            return self.teacher_bank.lookup(batch.index, batch.views).to(x.device)
+        with torch.no_grad():
+            stacked = torch.stack([t.model(x).logits.float() for t in self.teachers])
+        return stacked.mean(0) if self.configs[0].ensemble == "mean" else stacked.sum(0)
+
+    def _teacher_test_logits(self):
+        if not self.teachers:
+            return None
+        stacked = torch.stack([predict(t.model, self.bundle.test, EVAL_BATCH, self.device).logits for t in self.teachers])
+        return stacked.mean(0) if self.configs[0].ensemble == "mean" else stacked.sum(0)
+
+    # ---------------------------------------------------------------- members
+    def _make_member(self, config: RunConfig) -> Member:
+        if config.is_teacher and config.loss != "ce":
+            raise UserError(f"loss '{config.loss}' needs a teacher (--teacher); without one only 'ce' trains")
+        rundir = RunDir(config)
+        rundir.create(str(self.device), force=self.force)
+        torch.manual_seed(config.seed)   # the same init whether trained alone or in a group
+        model = build_model(config.model, num_classes=self.bundle.num_classes,
+                            in_channels=self.bundle.in_channels, **config.model_options).to(self.device)
+        recipe = config.recipe_obj()
+        member = Member(config, rundir, model, build_optimizer(model, recipe),
+                        build_loss(config.loss, **config.loss_hparams))
+        if hasattr(member.loss_fn, "to"):
+            member.loss_fn.to(self.device)
+        if rundir.started:
+            self._restore(member)
+        return member
+
+    def _restore(self, m: Member) -> None:
+        state = m.rundir.load_checkpoint()
+        m.model.load_state_dict(state["model"])
+        m.optimizer.load_state_dict(state["optimizer"])
+        m.loss_fn.load_state_dict(state["loss"])
+        torch.set_rng_state(state["torch_rng"])
+        m.start_epoch = state["epoch"]
+        m.rundir.truncate_metrics(m.start_epoch)
+
+    def _checkpoint(self, m: Member, epoch_done: int) -> None:
+        m.rundir.save_checkpoint({
+            "run_id": m.config.run_id, "epoch": epoch_done, "model": m.model.state_dict(),
+            "optimizer": m.optimizer.state_dict(), "loss": m.loss_fn.state_dict(),
+            "torch_rng": torch.get_rng_state()})
+
+    # ---------------------------------------------------------------- the loop
+    def run(self) -> list[RunDir]:
+        members = [self._make_member(c) for c in self.configs]
+        starts = {m.start_epoch for m in members}
+        if len(starts) > 1:
+            raise UserError(f"runs in one group are at different epochs {sorted(starts)}; train them separately")
+        start = starts.pop()
+        for epoch in range(start, self.epochs):
+            self._train_epoch(members, epoch)
+        for m in members:
+            self._finish(m)
+        return [m.rundir for m in members]
+
+    def _train_epoch(self, members: list[Member], epoch: int) -> None:
+        t0 = time.perf_counter()
+        train = self.bundle.train
+        steps = math.ceil(len(train) / self.batch_size)
+        recipes = [m.config.recipe_obj() for m in members]
+        step_losses = torch.zeros(len(members), steps, device=self.device)
+        correct = torch.zeros(len(members), device=self.device)
+        for m in members:
+            m.model.train()
+        batches = train.batches(self.batch_size, shuffle=True, generator=epoch_generator(self.seed, epoch))
+        bar = tqdm(batches, total=steps, desc=f"epoch {epoch + 1}/{self.epochs}", leave=False,
+                   disable=self.quiet or not sys.stderr.isatty())
+        for step, batch in enumerate(bar):
+            x, y = batch.x.to(self.device, non_blocking=True), batch.y.to(self.device, non_blocking=True)
+            zt = self.teacher_logits(x, batch)
+            progress = (epoch + step / steps) / max(self.epochs, 1)
+            for i, (m, recipe) in enumerate(zip(members, recipes)):
+                for group in m.optimizer.param_groups:
+                    group["lr"] = lr_at(recipe, epoch, step, steps)
+                m.loss_fn.set_progress(progress)
+                zs = m.model(x).logits
+                loss = self._objective(m, recipe, zs, zt, y, epoch)
+                m.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                m.optimizer.step()
+                if zt is not None:
+                    m.loss_fn.observe_teacher(zt, y)
+                step_losses[i, step] = loss.detach()
+                correct[i] += (zs.detach().argmax(1) == y).sum()
+        elapsed = time.perf_counter() - t0
+        for i, m in enumerate(members):
+            self._check_finite(m, step_losses[i].cpu(), epoch)
+            m.loss_fn.end_epoch()
+            row = {"epoch": epoch + 1, "lr": m.optimizer.param_groups[0]["lr"],
+                   "train_loss": step_losses[i].mean().item(),
+                   "train_top1": 100.0 * correct[i].item() / len(train),   # on augmented batches, training labels
+                   "train_time_s": elapsed / len(members),
+                   **self._evaluate(m)}
+            m.rundir.append_metrics(row)
+            self._checkpoint(m, epoch + 1)
+            self._log(m, row)
+
+    def _objective(self, m: Member, recipe, zs, zt, y, epoch: int) -> torch.Tensor:
+        if zt is None:
+            return m.loss_fn(zs, None, y)
+        kd = m.loss_fn(zs, zt, y)
+        total = recipe.kd_weight * kd_ramp(recipe, epoch) * kd
+        if recipe.ce_weight:
+            total = total + recipe.ce_weight * F.cross_entropy(zs.float(), y)
+        return total
+
+    def _check_finite(self, m: Member, losses: torch.Tensor, epoch: int) -> None:
+        bad = (~torch.isfinite(losses)).nonzero()
+        if len(bad):
+            step = bad[0].item()
+            raise TrainingDiverged(
+                f"run {m.config.run_id}: loss became {losses[step].item()} at epoch {epoch + 1}, step {step + 1}; "
+                f"the last good checkpoint (epoch {epoch}) is kept in {m.rundir.path}")
+
+    def _evaluate(self, m: Member) -> dict:
+        preds = predict(m.model, self.bundle.test, EVAL_BATCH, self.device)
+        row = classification_metrics(preds.logits, self.bundle.test.labels)
+        row["feature_norm"] = preds.feature_norms.mean().item()
+        if self.teacher_test is not None:
+            row |= agreement_metrics(preds.logits, self.teacher_test)
+        return row
+
+    def _log(self, m: Member, row: dict) -> None:
+        line = (f"[{m.config.slug}] epoch {row['epoch']}/{self.epochs} loss {row['train_loss']:.4f} "
+                f"train {row['train_top1']:.2f} test {row['test_top1']:.2f}"
+                + (f" agree {row['agree_top1']:.2f}" if "agree_top1" in row else ""))
+        with open(m.rundir.path / "log.txt", "a") as f:
+            f.write(line + "\n")
+        if not self.quiet and (row["epoch"] % self.log_every == 0 or row["epoch"] == self.epochs):
+            print(line, flush=True)
+
+    def _finish(self, m: Member) -> None:
+        preds = predict(m.model, self.bundle.test, EVAL_BATCH, self.device, feature_rows=FEATURE_ROWS)
+        torch.save({"logits": preds.logits.cpu(), "labels": self.bundle.test.labels.cpu(),
+                    "features": preds.features.cpu(), "feature_norms": preds.feature_norms.cpu(),
+                    "teacher_logits": None if self.teacher_test is None else self.teacher_test.cpu()},
+                   m.rundir.path / "outputs.pt")
+        sha = m.rundir.save_model({k: v.cpu() for k, v in m.model.state_dict().items()})
+        m.rundir.write_summary(summarize(m.rundir.metrics()) | {
+            "run_id": m.config.run_id, "model_sha256": sha,
+            "params": sum(p.numel() for p in m.model.parameters()),
+            "teachers": [{"run_id": t.run_id, "sha256": t.sha256, "recorded_top1": t.recorded_top1}
+                         for t in self.teachers]})
+
+
+def summarize(rows: list[dict]) -> dict:
+    """Last epoch, mean of the last 10 epochs, and best epoch (by test top-1), each labelled."""
+    if not rows:
+        return {"epochs": 0, "final": {}, "last10_mean": {}, "best": {}}
+    tail = rows[-10:]
+    keys = [k for k, v in rows[-1].items() if isinstance(v, (int, float)) and k != "epoch"]
+    best = max(rows, key=lambda r: r["test_top1"])
+    return {"epochs": rows[-1]["epoch"], "final": rows[-1],
+            "last10_mean": {k: sum(r[k] for r in tail) / len(tail) for k in keys} | {"epochs": len(tail)},
+            "best": {"epoch": best["epoch"], "test_top1": best["test_top1"]},
+            "train_time_s": sum(r.get("train_time_s", 0.0) for r in rows)}
+
+
+def train_group(configs: list[RunConfig], *, force=False, **kwargs) -> list[RunDir]:
+    """Train the unfinished runs of `configs` together; finished ones are skipped (force: redone)."""
+    todo = [c for c in configs if force or not RunDir(c).finished]
+    if todo:
+        # Runs resumed from different epochs cannot share batches: train each part separately.
+        by_start = {}
+        for c in todo:
+            rd = RunDir(c)
+            start = rd.load_checkpoint()["epoch"] if rd.started and not force else 0
+            by_start.setdefault(start, []).append(c)
+        for group in by_start.values():
+            Trainer(group, force=force, **kwargs).run()
+    return [RunDir(c) for c in configs]
+
+
+def train(config: RunConfig, **kwargs) -> RunDir:
+    return train_group([config], **kwargs)[0]

