@@ -1,0 +1,23 @@
+"""Distillation losses of the three papers, built by name.
+
+    from losses import build_loss
+    loss = build_loss("kl", tau=4.0)
+    value = loss(student_logits, teacher_logits, targets)   # scalar, mean over the batch
+
+Registered: ce, kl, mse (paper 1), dkl, ikl (paper 2), dkd (paper-2 baseline), tald (paper 3).
+`losses.reference` holds slow re-implementations for tests and benchmarks.
+"""
+from losses.base import LOSSES, DistillLoss
+from losses import ce, dkd, dkl, ikl, kl, mse, tald  # noqa: F401  (registration)
+
+
+def build_loss(name: str, **hparams) -> DistillLoss:
+    """Build a registered loss; unknown names and hyperparameters raise UserError listing the allowed ones."""
+    return LOSSES.build(name, **hparams)
+
+
+def list_losses() -> list[str]:
+    return LOSSES.names()
+
+
+__all__ = ["LOSSES", "DistillLoss", "build_loss", "list_losses"]
