@@ -26,10 +26,14 @@ def teacher_config(dataset: str, model: str, *, seed: int = 0, recipe: str = "sm
 
 
 def teacher_rundir(run_id: str) -> RunDir:
-    path = results_root() / TEACHER_EXPERIMENT / "runs" / run_id
-    if not (path / "config.json").exists():
-        raise UserError(f"no teacher run '{run_id}' under {path.parent}; train it first (make teachers)")
-    return RunDir(RunConfig.from_dict(read_json(path / "config.json")))
+    """A teacher is any finished run: first the teacher store, then every experiment's runs
+    (a distilled middle model teaches the next stage in sequential distillation)."""
+    root = results_root()
+    candidates = [root / TEACHER_EXPERIMENT / "runs" / run_id, *sorted(root.glob(f"*/runs/{run_id}"))]
+    for path in candidates:
+        if (path / "config.json").exists():
+            return RunDir(RunConfig.from_dict(read_json(path / "config.json")))
+    raise UserError(f"no teacher run '{run_id}' under {root}; train it first (make teachers)")
 
 
 @dataclass
