@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=0, help="model init and data order")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1")
     g.add_argument("--force", action="store_true", help="redo the run even if it exists")
+    g.add_argument("--resume", action="store_true",
+                   help="require an unfinished run to continue (resuming is automatic; this makes a missing one an error)")
     g.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
     g.add_argument("--log-every", type=int, default=1, help="print one line every N epochs")
     g.add_argument("--dry-run", action="store_true", help="print the resolved config and run directory, train nothing")
@@ -103,6 +105,8 @@ def main(argv=None):
         print(json.dumps(config.to_dict(), indent=2, default=str))
         print(f"run directory: {rundir.path}")
         return rundir
+    if args.resume and not (rundir.started and not rundir.finished):
+        raise UserError(f"--resume: no unfinished run at {rundir.path}")
     if rundir.finished and not args.force:
         print(f"already finished (use --force to redo): {rundir.path}")
         return rundir
