@@ -48,6 +48,7 @@ class Member:
     loss_fn: object
     start_epoch: int = 0
     log: list = field(default_factory=list)
+    forward: object = None          # model, or its torch.compile'd forward (GPU path)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -64,9 +65,14 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
 
 
 def build_optimizer(model: torch.nn.Module, recipe) -> torch.optim.Optimizer:
+    return optimizer_for([(name, p, p.ndim) for name, p in model.named_parameters()], recipe)
+
+
+def optimizer_for(named: list, recipe) -> torch.optim.Optimizer:
+    """named: (name, tensor, ndim of one model's parameter); stacked students pass (N, ...) tensors."""
     decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        exempt = recipe.wd_exempt_bn_bias and (p.ndim <= 1)   # BN weights/biases and all biases are 1-D
+    for name, p, ndim in named:
+        exempt = recipe.wd_exempt_bn_bias and (ndim <= 1)   # BN weights/biases and all biases are 1-D
         (no_decay if exempt else decay).append(p)
     groups = [{"params": decay, "weight_decay": recipe.weight_decay}]
     if no_decay:
@@ -111,7 +117,7 @@ class Trainer:
     """Trains a group of runs on one data stream. Use `train_group` / `train`."""
 
     def __init__(self, configs, *, device="auto", data_root=None, download=False, force=False,
-                 quiet=False, log_every=1, teacher_bank=None):
+                 quiet=False, log_every=1, teacher_bank=None, stack="auto", fast=False, compile=False):
         check_group(configs)
         self.configs = configs
         self.device = resolve_device(device)
@@ -123,7 +129,29 @@ class Trainer:
         self.seed, self.batch_size, self.epochs = first.seed, first.recipe["batch_size"], first.recipe["epochs"]
         self.teachers = self._load_teachers(first)
         self.teacher_bank = teacher_bank
+        if teacher_bank is None and first.teacher_cache and self.teachers:
+            from engine.cache import bank_for
+            from engine.teachers import teacher_rundir
+
+            dirs = [teacher_rundir(t.run_id).path for t in self.teachers]
+            self.teacher_bank = bank_for(self.teachers, dirs, first, self.bundle.train, self.device, quiet)
         self.teacher_test = self._teacher_test_logits()
+        if stack not in ("auto", True, False):
+            raise UserError(f"stack must be 'auto', True or False, got {stack!r}")
+        self.stack = stack
+        self.stacked = None
+        # GPU path (CUDA only; the CPU keeps fp32): bf16 autocast for the forward passes (the
+        # losses upcast to fp32 and run with autocast off), channels_last for image models,
+        # optional torch.compile of each student's forward. Not part of the run id: the
+        # summary records the precision used.
+        self.fast = bool(fast) and self.device.type == "cuda"
+        self.compile = bool(compile) and self.device.type == "cuda"
+        if (fast or compile) and not (self.fast or self.compile) and not quiet:
+            print("note: --fast/--compile apply on CUDA only; this run keeps fp32 on the CPU", flush=True)
+        self.channels_last = self.fast and len(self.bundle.input_shape) == 3
+        if self.channels_last:
+            for t in self.teachers:
+                t.model.to(memory_format=torch.channels_last)
 
     # ---------------------------------------------------------------- teachers
     def _load_teachers(self, config: RunConfig):
@@ -140,7 +168,7 @@ class Trainer:
             return None
         if self.teacher_bank is not None:
             return self.teacher_bank.lookup(batch.index, batch.views).to(x.device)
-        with torch.no_grad():
+        with torch.no_grad(), self._autocast():
             stacked = torch.stack([t.model(x).logits.float() for t in self.teachers])
         return stacked.mean(0) if self.configs[0].ensemble == "mean" else stacked.sum(0)
 
@@ -164,6 +192,9 @@ class Trainer:
                         build_loss(config.loss, **config.loss_hparams))
         if hasattr(member.loss_fn, "to"):
             member.loss_fn.to(self.device)
+        if self.channels_last:
+            model.to(memory_format=torch.channels_last)
+        member.forward = torch.compile(model) if self.compile else model   # state_dict stays model's
         if rundir.started:
             self._restore(member)
         return member
@@ -190,11 +221,29 @@ class Trainer:
         if len(starts) > 1:
             raise UserError(f"runs in one group are at different epochs {sorted(starts)}; train them separately")
         start = starts.pop()
+        self.stacked = self._maybe_stack(members)
         for epoch in range(start, self.epochs):
             self._train_epoch(members, epoch)
         for m in members:
             self._finish(m)
         return [m.rundir for m in members]
+
+    def _maybe_stack(self, members):
+        """Same-architecture students train as one vmapped model (engine/stacked.py): `stack=True`
+        (error if the models cannot stack), "auto" (on CUDA when they can; equal to separate
+        runs up to float32 rounding) or False (the plain per-model loop, bit-identical)."""
+        from engine.stacked import StackedStudents, stack_reason
+
+        if self.stack is False or len(members) < 2:
+            return None
+        if self.stack == "auto" and self.device.type != "cuda":
+            return None     # CPU default: the plain loop, bit-identical to separate runs
+        reason = stack_reason(members)
+        if reason is not None:
+            if self.stack is True:
+                raise UserError(f"cannot stack these runs: {reason}")
+            return None
+        return StackedStudents(members, members[0].config.recipe_obj(), optimizer_for)
 
     def _train_epoch(self, members: list[Member], epoch: int) -> None:
         t0 = time.perf_counter()
@@ -210,13 +259,19 @@ class Trainer:
                    disable=self.quiet or not sys.stderr.isatty())
         for step, batch in enumerate(bar):
             x, y = batch.x.to(self.device, non_blocking=True), batch.y.to(self.device, non_blocking=True)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
             zt = self.teacher_logits(x, batch)
             progress = (epoch + step / steps) / max(self.epochs, 1)
+            if self.stacked is not None:
+                self._stacked_step(members, recipes, x, y, zt, epoch, step, steps, progress, step_losses, correct)
+                continue
             for i, (m, recipe) in enumerate(zip(members, recipes)):
                 for group in m.optimizer.param_groups:
                     group["lr"] = lr_at(recipe, epoch, step, steps)
                 m.loss_fn.set_progress(progress)
-                zs = m.model(x).logits
+                with self._autocast():
+                    zs = m.forward(x).logits
                 loss = self._objective(m, recipe, zs, zt, y, epoch)
                 m.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -226,6 +281,8 @@ class Trainer:
                 step_losses[i, step] = loss.detach()
                 correct[i] += (zs.detach().argmax(1) == y).sum()
         elapsed = time.perf_counter() - t0
+        if self.stacked is not None:
+            self.stacked.export_state()
         for i, m in enumerate(members):
             self._check_finite(m, step_losses[i].cpu(), epoch)
             m.loss_fn.end_epoch()
@@ -237,6 +294,29 @@ class Trainer:
             m.rundir.append_metrics(row)
             self._checkpoint(m, epoch + 1)
             self._log(m, row)
+
+    def _autocast(self):
+        import contextlib
+
+        return torch.autocast("cuda", dtype=torch.bfloat16) if self.fast else contextlib.nullcontext()
+
+    def _stacked_step(self, members, recipes, x, y, zt, epoch, step, steps, progress, step_losses, correct):
+        st = self.stacked
+        st.set_lr(lr_at(recipes[0], epoch, step, steps))
+        for m in members:
+            m.loss_fn.set_progress(progress)
+        with self._autocast():
+            zs_all = st.forward(x)
+        losses = [self._objective(m, recipe, zs_all[i], zt, y, epoch)
+                  for i, (m, recipe) in enumerate(zip(members, recipes))]
+        st.optimizer.zero_grad(set_to_none=True)
+        torch.stack(losses).sum().backward()
+        st.optimizer.step()
+        if zt is not None:
+            for m in members:
+                m.loss_fn.observe_teacher(zt, y)
+        step_losses[:, step] = torch.stack(losses).detach()
+        correct += (zs_all.detach().argmax(2) == y).sum(1)
 
     def _objective(self, m: Member, recipe, zs, zt, y, epoch: int) -> torch.Tensor:
         if zt is None:
@@ -282,6 +362,8 @@ class Trainer:
         m.rundir.write_summary(summarize(m.rundir.metrics()) | {
             "run_id": m.config.run_id, "model_sha256": sha,
             "params": sum(p.numel() for p in m.model.parameters()),
+            "precision": "bf16-autocast" if self.fast else "fp32", "stacked": self.stacked is not None,
+            **({"teacher_cache": self.teacher_bank.describe()} if hasattr(self.teacher_bank, "describe") else {}),
             "teachers": [{"run_id": t.run_id, "sha256": t.sha256, "recorded_top1": t.recorded_top1}
                          for t in self.teachers]})
 

@@ -63,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="require an unfinished run to continue (resuming is automatic; this makes a missing one an error)")
     g.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
     g.add_argument("--log-every", type=int, default=1, help="print one line every N epochs")
+    g.add_argument("--teacher-cache", action="store_true",
+                   help="look teacher logits up by (image, view), computed once beside the teacher (enumerable "
+                        "augmentations; others fall back to the online teacher with a warning)")
+    g.add_argument("--fast", action="store_true", help="CUDA only: bf16 autocast forwards, channels_last, losses fp32")
+    g.add_argument("--compile", action="store_true", help="CUDA only: torch.compile each student's forward")
     g.add_argument("--dry-run", action="store_true", help="print the resolved config and run directory, train nothing")
     return p
 
@@ -85,6 +90,7 @@ def main(argv=None):
     data_opts = parse_options(args.dataset_option, "--dataset-option")
     common = dict(device=args.device, data_root=args.data_root, download=args.download,
                   quiet=args.quiet, log_every=args.log_every)
+    student_kw = dict(fast=args.fast, compile=args.compile)
     teacher_runs = list(args.teacher_run)
     for model, seed in pair_teachers(args.teacher, args.teacher_seed):
         tcfg = teacher_config(args.dataset, model, seed=seed, recipe=args.teacher_recipe or args.recipe,
@@ -99,7 +105,8 @@ def main(argv=None):
     config = make_config(args.experiment, args.dataset, args.model, loss=loss, loss_hparams=loss_hparams(args),
                          teachers=teacher_runs, ensemble=args.ensemble, recipe=args.recipe,
                          recipe_overrides=recipe_overrides(args), seed=args.seed, dataset_options=data_opts,
-                         model_options=parse_options(args.model_option, "--model-option"), label_noise=noise)
+                         model_options=parse_options(args.model_option, "--model-option"), label_noise=noise,
+                         teacher_cache=args.teacher_cache)
     rundir = RunDir(config)
     if args.dry_run:
         print(json.dumps(config.to_dict(), indent=2, default=str))
@@ -110,7 +117,7 @@ def main(argv=None):
     if rundir.finished and not args.force:
         print(f"already finished (use --force to redo): {rundir.path}")
         return rundir
-    train(config, force=args.force, **common)
+    train(config, force=args.force, **common, **student_kw)
     summary = rundir.summary()
     print(f"final test top-1 {summary['final']['test_top1']:.2f}  (best {summary['best']['test_top1']:.2f} "
           f"at epoch {summary['best']['epoch']})")
