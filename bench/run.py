@@ -4,9 +4,11 @@
     python -m bench.run --quick    # fewer repeats and epochs (about 2 minutes)
 
 Prints one markdown table and writes it to results/bench/<device>.md (cpu.md here). Rows:
-- losses: dkl / ikl, O(B*C) forward+backward vs the B x C x C official-style reference
-  (`losses.reference`), each in a fresh process (time: median of repeats; memory: peak
-  resident memory above the level before the call, i.e. what the loss allocates);
+- losses: kl / dkl / ikl, the registered (fused, losses/fused.py) forward+backward vs the
+  same loss through plain autograd, and dkl / ikl vs the B x C x C official-style reference
+  (`losses.reference`), each in a fresh process (time: median of repeats; memory: the exact
+  peak of live tensors in B*C floats (bench/memory.py), and peak resident memory above the
+  level before the call);
 - data: ArraySplit batched crop+flip vs a torchvision per-sample transform through a
   DataLoader with 2 workers (the anchors' loader), CIFAR-shaped uint8 images, batch 64;
 - training (mnist1d mini, 1000 samples, shift augmentation without noise so that it is
@@ -68,18 +70,28 @@ def bench_losses(quick: bool, threads: int) -> list[dict]:
         bb, note = b, ""
         if est_gb > 8:
             bb = max(1, int(b * 8 / est_gb))
-            note = f"reference measured at B={bb} (B={b} needs ~{est_gb:.0f} GB)"
-        for loss in ("dkl", "ikl"):
-            fast = loss_run(loss, "fast", b, c, 5 if quick else 30, threads)
+            note = f"reference measured at B={bb} (B={b} needs ~{est_gb:.0f} GB); "
+        for loss in ("kl", "dkl", "ikl"):
+            repeats = 5 if quick else 30
+            fast = loss_run(loss, "fast", b, c, repeats, threads)
+            plain = loss_run(loss, "autograd", b, c, repeats, threads)
+            memory = {"autograd_BC_floats": plain["tensor_bc"], "fast_BC_floats": fast["tensor_bc"],
+                      "fast_BC_rss": fast["peak_mb"] * 2 ** 20 / 4 / (b * c)}
+            mem_note = ("BC_floats: exact peak of live tensors (bench/memory.py) incl. the gradient, "
+                        "in B*C float32; rss: resident-memory peak (a lower bound: freed heap is reused)")
+            rows.append({"comparison": f"{loss} fused vs autograd, B={b} C={c}", "baseline": "same loss, autograd",
+                         "baseline_s": plain["seconds"], "fast_s": fast["seconds"],
+                         "speedup": plain["seconds"] / fast["seconds"], **memory, "note": mem_note})
+            if loss == "kl":
+                continue
             ref = loss_run(loss, "pairwise", bb, c, 0 if c >= 1000 else (5 if quick else 20), threads)
             ref_s = ref["seconds"] * b / bb
             rows.append({
                 "comparison": f"{loss} O(B*C) vs B x C x C, B={b} C={c}", "baseline": "B x C x C reference",
                 "baseline_s": ref_s, "fast_s": fast["seconds"], "speedup": ref_s / fast["seconds"],
                 "baseline_MB": ref["peak_mb"] * b / bb, "fast_MB": fast["peak_mb"],
-                "fast_BC_floats": fast["peak_mb"] * 2 ** 20 / 4 / (b * c),
-                "note": note or ("forward+backward fp32, median; memory: peak RSS above inputs after a warm-up"
-                                 + ("; 0 = below RSS resolution" if b * c < 100_000 else ""))})
+                "note": note + "forward+backward fp32, median; MB: peak RSS above inputs after a warm-up"
+                        + ("; 0 = below RSS resolution" if b * c < 100_000 else "")})
     return rows
 
 
@@ -216,7 +228,7 @@ def main(argv=None):
         if "training" in parts:
             rows += bench_training(args.quick)
     cols = ["comparison", "baseline", "baseline_s", "fast_s", "speedup", "loop_speedup", "images_per_s",
-            "baseline_images_per_s", "baseline_MB", "fast_MB", "fast_BC_floats", "note"]
+            "baseline_images_per_s", "baseline_MB", "fast_MB", "autograd_BC_floats", "fast_BC_floats", "fast_BC_rss", "note"]
     header = (f"# make bench{' --quick' if args.quick else ''}\n\n"
               f"device: {device_name()}; torch {torch.__version__}; threads {torch.get_num_threads()}; "
               f"measured in one run of {time.perf_counter() - t_start:.0f} s on {time.strftime('%Y-%m-%d')}.\n"

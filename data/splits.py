@@ -48,6 +48,18 @@ def _draw_order(n: int, shuffle: bool, generator: torch.Generator | None) -> tor
     return torch.randperm(n, generator=generator, device=device).cpu()
 
 
+def shard_slice(n: int, shard: tuple[int, int] | None) -> slice:
+    """Rows of a global batch of `n` that rank `shard[0]` of `shard[1]` takes: a contiguous,
+    as-even-as-possible slice (n // world rows each when world divides n), in rank order, so
+    the ranks' slices put side by side are the global batch."""
+    if shard is None:
+        return slice(0, n)
+    rank, world = shard
+    if not 0 <= rank < world:
+        raise UserError(f"shard rank {rank} is not in [0, {world})")
+    return slice(rank * n // world, (rank + 1) * n // world)
+
+
 def _chunks(order: torch.Tensor, batch_size: int, drop_last: bool) -> Iterator[torch.Tensor]:
     if batch_size < 1:
         raise UserError(f"batch_size must be >= 1, got {batch_size}")
@@ -148,20 +160,31 @@ class ArraySplit:
         return x
 
     def batches(self, batch_size: int, shuffle: bool, generator: torch.Generator | None,
-                drop_last: bool = False) -> Iterator[Batch]:
+                drop_last: bool = False, shard: tuple[int, int] | None = None) -> Iterator[Batch]:
         """One epoch: a permutation from `generator` (in order if not shuffle), per batch
-        the view ids (from the same generator) and the augmented, normalised inputs."""
+        the view ids (from the same generator) and the augmented, normalised inputs.
+
+        shard=(rank, world) (distributed training): every rank draws the same global
+        permutation and random views and yields only its slice of each global batch
+        (`shard_slice`): the ranks' slices together are exactly the one-process batches.
+        Enumerable augmentations are applied to the slice only; random ones (noise) to the
+        global batch, then sliced, so that the random draws stay those of one process."""
         order = _draw_order(len(self), shuffle, generator)
         for idx_cpu in _chunks(order, batch_size, drop_last):
             idx = idx_cpu.to(self.device)
-            raw = self.x[idx]
+            part = shard_slice(len(idx), shard)
             if self.augment is None:
+                idx = idx[part]
                 views = torch.zeros(len(idx), dtype=torch.long, device=self.device)
+                raw = self.x[idx]
             else:
                 views = self.augment.sample_views(len(idx), generator).to(self.device)
-                raw = self.augment.apply(raw, views, generator)
                 if self.augment.num_views is None:
-                    views = None
+                    raw = self.augment.apply(self.x[idx], views, generator)[part]
+                    idx, views = idx[part], None
+                else:
+                    idx, views = idx[part], views[part]
+                    raw = self.augment.apply(self.x[idx], views, generator)
             yield Batch(self._finish(raw), self.y[idx], idx, views)
 
     def view(self, index, views=None) -> torch.Tensor:
@@ -261,7 +284,10 @@ class FolderSplit:
                         "no input can be rebuilt from a view id")
 
     def batches(self, batch_size: int, shuffle: bool, generator: torch.Generator | None,
-                drop_last: bool = False) -> Iterator[Batch]:
+                drop_last: bool = False, shard: tuple[int, int] | None = None) -> Iterator[Batch]:
+        """shard=(rank, world): this rank's slice of every global batch (see ArraySplit.batches);
+        each sample's transform depends only on (epoch seed, index), so the slices are exactly
+        the rows one process would have decoded."""
         order = _draw_order(len(self), shuffle, generator)
         if batch_size < 1:
             raise UserError(f"batch_size must be >= 1, got {batch_size}")
@@ -273,13 +299,23 @@ class FolderSplit:
         dataset = _IndexedFolder(self.folder.samples, self.y, self.transform, self.folder.loader)
         dataset.epoch_seed = epoch_seed
         cuda = self._device.type == "cuda"
+        slices = [chunk[shard_slice(len(chunk), shard)].tolist() for chunk in _chunks(order, batch_size, drop_last)]
         loader = torch.utils.data.DataLoader(
-            dataset, batch_size=batch_size, sampler=order.tolist(), drop_last=drop_last,
+            dataset, batch_sampler=[s for s in slices if s],
             num_workers=self.num_workers, pin_memory=cuda,
             # the loader draws its workers' base seed from here, not from the global RNG
             generator=torch.Generator().manual_seed(epoch_seed),
         )
-        for x, y, index in loader:
+        batches = iter(loader)
+        shape = None
+        for rows in slices:
+            if rows:
+                x, y, index = next(batches)
+                shape = x.shape[1:]
+            else:   # a global batch smaller than the world size: this rank gets no rows
+                if shape is None:
+                    shape = dataset[0][0].shape
+                x, y, index = torch.empty(0, *shape), torch.empty(0, dtype=torch.long), torch.empty(0, dtype=torch.long)
             if self._device.type != "cpu":
                 x, y, index = (t.to(self._device, non_blocking=True) for t in (x, y, index))
             yield Batch(x, y, index, None)

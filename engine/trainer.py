@@ -9,6 +9,10 @@ group of one.
 Per epoch: data order and augmentation come from a generator seeded by (seed, epoch),
 so resuming at an epoch boundary replays the same batches; the learning rate is a pure
 function of (epoch, step). Checkpoints are written atomically at every epoch end.
+
+Launched by torchrun with WORLD_SIZE > 1, the same loop trains data-parallel (one process
+per GPU or CPU rank, DistributedDataParallel; see engine/distributed.py): each rank takes
+its slice of every global batch, rank 0 alone writes the run directories.
 """
 import math
 import sys
@@ -22,6 +26,7 @@ from tqdm.auto import tqdm
 from common import UserError
 from data import build_dataset
 from data.noise import load_or_make_noisy_labels
+from engine import distributed
 from engine.config import RunConfig
 from engine.evaluate import Predictions, agreement_metrics, classification_metrics, predict
 from engine.recipes import kd_ramp, lr_at
@@ -120,24 +125,32 @@ class Trainer:
                  quiet=False, log_every=1, teacher_bank=None, stack="auto", fast=False, compile=False):
         check_group(configs)
         self.configs = configs
-        self.device = resolve_device(device)
+        # torchrun (WORLD_SIZE > 1): data-parallel over ranks; otherwise a single process
+        self.dist = distributed.context(device)
+        self.device = resolve_device(distributed.resolve_device(device, self.dist))
+        quiet = quiet or not self.dist.is_main          # only rank 0 prints
         self.quiet, self.log_every, self.force = quiet, max(1, log_every), force
         first = configs[0]
-        self.bundle = load_data(first, data_root, download)
-        self.bundle.train = self.bundle.train.to(self.device)
-        self.bundle.test = self.bundle.test.to(self.device)
         self.seed, self.batch_size, self.epochs = first.seed, first.recipe["batch_size"], first.recipe["epochs"]
-        self.teachers = self._load_teachers(first)
-        self.teacher_bank = teacher_bank
-        if teacher_bank is None and first.teacher_cache and self.teachers:
-            from engine.cache import bank_for
-            from engine.teachers import teacher_rundir
-
-            dirs = [teacher_rundir(t.run_id).path for t in self.teachers]
-            self.teacher_bank = bank_for(self.teachers, dirs, first, self.bundle.train, self.device, quiet)
-        self.teacher_test = self._teacher_test_logits()
         if stack not in ("auto", True, False):
             raise UserError(f"stack must be 'auto', True or False, got {stack!r}")
+        if self.dist.enabled:
+            if stack is True:
+                raise UserError("stacked students are not available with distributed (torchrun) training")
+            stack = False
+        with self.dist.rank_zero_first():    # rank 0 may write label-noise files and teacher caches
+            self.bundle = load_data(first, data_root, download)
+            self.bundle.train = self.bundle.train.to(self.device)
+            self.bundle.test = self.bundle.test.to(self.device)
+            self.teachers = self._load_teachers(first)
+            self.teacher_bank = teacher_bank
+            if teacher_bank is None and first.teacher_cache and self.teachers:
+                from engine.cache import bank_for
+                from engine.teachers import teacher_rundir
+
+                dirs = [teacher_rundir(t.run_id).path for t in self.teachers]
+                self.teacher_bank = bank_for(self.teachers, dirs, first, self.bundle.train, self.device, quiet)
+        self.teacher_test = self._teacher_test_logits()
         self.stack = stack
         self.stacked = None
         # GPU path (CUDA only; the CPU keeps fp32): bf16 autocast for the forward passes (the
@@ -145,7 +158,7 @@ class Trainer:
         # optional torch.compile of each student's forward. Not part of the run id: the
         # summary records the precision used.
         self.fast = bool(fast) and self.device.type == "cuda"
-        self.compile = bool(compile) and self.device.type == "cuda"
+        self.compile = bool(compile) and self.device.type == "cuda" and not self.dist.enabled
         if (fast or compile) and not (self.fast or self.compile) and not quiet:
             print("note: --fast/--compile apply on CUDA only; this run keeps fp32 on the CPU", flush=True)
         self.channels_last = self.fast and len(self.bundle.input_shape) == 3
@@ -183,7 +196,8 @@ class Trainer:
         if config.is_teacher and config.loss != "ce":
             raise UserError(f"loss '{config.loss}' needs a teacher (--teacher); without one only 'ce' trains")
         rundir = RunDir(config)
-        rundir.create(str(self.device), force=self.force)
+        if self.dist.is_main:                  # the other ranks only read (after rank 0, see run)
+            rundir.create(str(self.device), force=self.force)
         torch.manual_seed(config.seed)   # the same init whether trained alone or in a group
         model = build_model(config.model, num_classes=self.bundle.num_classes,
                             in_channels=self.bundle.in_channels, **config.model_options).to(self.device)
@@ -199,6 +213,14 @@ class Trainer:
             self._restore(member)
         return member
 
+    def _wrap_ddp(self, m: Member) -> None:
+        """DistributedDataParallel around the model (its constructor is a collective: every
+        rank calls it at the same point; it broadcasts rank 0's weights)."""
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        m.forward = DistributedDataParallel(m.model, device_ids=ids)
+
     def _restore(self, m: Member) -> None:
         state = m.rundir.load_checkpoint()
         m.model.load_state_dict(state["model"])
@@ -206,7 +228,8 @@ class Trainer:
         m.loss_fn.load_state_dict(state["loss"])
         torch.set_rng_state(state["torch_rng"])
         m.start_epoch = state["epoch"]
-        m.rundir.truncate_metrics(m.start_epoch)
+        if self.dist.is_main:
+            m.rundir.truncate_metrics(m.start_epoch)
 
     def _checkpoint(self, m: Member, epoch_done: int) -> None:
         m.rundir.save_checkpoint({
@@ -216,7 +239,11 @@ class Trainer:
 
     # ---------------------------------------------------------------- the loop
     def run(self) -> list[RunDir]:
-        members = [self._make_member(c) for c in self.configs]
+        with self.dist.rank_zero_first():      # rank 0 creates (or wipes, with force) the run dirs
+            members = [self._make_member(c) for c in self.configs]
+        if self.dist.enabled:
+            for m in members:
+                self._wrap_ddp(m)
         starts = {m.start_epoch for m in members}
         if len(starts) > 1:
             raise UserError(f"runs in one group are at different epochs {sorted(starts)}; train them separately")
@@ -224,8 +251,10 @@ class Trainer:
         self.stacked = self._maybe_stack(members)
         for epoch in range(start, self.epochs):
             self._train_epoch(members, epoch)
-        for m in members:
-            self._finish(m)
+        if self.dist.is_main:
+            for m in members:
+                self._finish(m)
+        self.dist.barrier()                    # every rank returns once the summaries exist
         return [m.rundir for m in members]
 
     def _maybe_stack(self, members):
@@ -254,7 +283,12 @@ class Trainer:
         correct = torch.zeros(len(members), device=self.device)
         for m in members:
             m.model.train()
-        batches = train.batches(self.batch_size, shuffle=True, generator=epoch_generator(self.seed, epoch))
+        shard = self.dist.shard
+        batches = (train.batches(self.batch_size, shuffle=True, generator=epoch_generator(self.seed, epoch))
+                   if shard is None else
+                   train.batches(self.batch_size, shuffle=True, generator=epoch_generator(self.seed, epoch),
+                                 shard=shard))
+        gather_teacher = self.dist.enabled and any(_observes(m.loss_fn) for m in members)
         bar = tqdm(batches, total=steps, desc=f"epoch {epoch + 1}/{self.epochs}", leave=False,
                    disable=self.quiet or not sys.stderr.isatty())
         for step, batch in enumerate(bar):
@@ -266,26 +300,41 @@ class Trainer:
             if self.stacked is not None:
                 self._stacked_step(members, recipes, x, y, zt, epoch, step, steps, progress, step_losses, correct)
                 continue
+            # distributed: this rank's share of the global batch; its loss is scaled by
+            # world * n_local / n_global so that DDP's gradient average is the global-batch mean
+            n_global = min(self.batch_size, len(train) - step * self.batch_size)
+            share = len(y) / n_global
+            if gather_teacher and zt is not None:
+                zt_all, y_all = self.dist.all_gather_rows(zt), self.dist.all_gather_rows(y)
+            else:
+                zt_all, y_all = zt, y
             for i, (m, recipe) in enumerate(zip(members, recipes)):
                 for group in m.optimizer.param_groups:
                     group["lr"] = lr_at(recipe, epoch, step, steps)
                 m.loss_fn.set_progress(progress)
                 with self._autocast():
                     zs = m.forward(x).logits
-                loss = self._objective(m, recipe, zs, zt, y, epoch)
+                if len(y):
+                    loss = self._objective(m, recipe, zs, zt, y, epoch)
+                else:                          # no rows for this rank (tiny last batch): zero gradient
+                    loss = zs.sum() * 0.0
                 m.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                (loss * (self.dist.world * share) if self.dist.enabled else loss).backward()
                 m.optimizer.step()
                 if zt is not None:
-                    m.loss_fn.observe_teacher(zt, y)
-                step_losses[i, step] = loss.detach()
+                    m.loss_fn.observe_teacher(zt_all, y_all)
+                step_losses[i, step] = loss.detach() * share if self.dist.enabled else loss.detach()
                 correct[i] += (zs.detach().argmax(1) == y).sum()
+        self.dist.all_reduce_sum(step_losses)     # global-batch mean losses, correct counts over ranks
+        self.dist.all_reduce_sum(correct)
         elapsed = time.perf_counter() - t0
         if self.stacked is not None:
             self.stacked.export_state()
         for i, m in enumerate(members):
             self._check_finite(m, step_losses[i].cpu(), epoch)
             m.loss_fn.end_epoch()
+            if not self.dist.is_main:
+                continue
             row = {"epoch": epoch + 1, "lr": m.optimizer.param_groups[0]["lr"],
                    "train_loss": step_losses[i].mean().item(),
                    "train_top1": 100.0 * correct[i].item() / len(train),   # on augmented batches, training labels
@@ -363,9 +412,19 @@ class Trainer:
             "run_id": m.config.run_id, "model_sha256": sha,
             "params": sum(p.numel() for p in m.model.parameters()),
             "precision": "bf16-autocast" if self.fast else "fp32", "stacked": self.stacked is not None,
+            "world_size": self.dist.world,
             **({"teacher_cache": self.teacher_bank.describe()} if hasattr(self.teacher_bank, "describe") else {}),
             "teachers": [{"run_id": t.run_id, "sha256": t.sha256, "recorded_top1": t.recorded_top1}
                          for t in self.teachers]})
+
+
+def _observes(loss_fn) -> bool:
+    """Whether the loss keeps per-batch teacher state (IKL class prior): then, distributed, it
+    must see the global batch."""
+    from losses.base import DistillLoss
+
+    hook = getattr(type(loss_fn), "observe_teacher", None)
+    return hook is not None and hook is not DistillLoss.observe_teacher
 
 
 def summarize(rows: list[dict]) -> dict:
@@ -383,6 +442,8 @@ def summarize(rows: list[dict]) -> dict:
 
 def train_group(configs: list[RunConfig], *, force=False, **kwargs) -> list[RunDir]:
     """Train the unfinished runs of `configs` together; finished ones are skipped (force: redone)."""
+    # distributed: every rank decides from the same files (none is written before this barrier)
+    distributed.context(kwargs.get("device", "auto")).barrier()
     todo = [c for c in configs if force or not RunDir(c).finished]
     if todo:
         # Runs resumed from different epochs cannot share batches: train each part separately.

@@ -52,6 +52,7 @@ import torch.nn.functional as F
 
 from losses.base import LOSSES, DistillLoss, check_bool, check_nonnegative, check_positive
 from losses.dkl import pair_weighted_sq, soft_cross_entropy
+from losses.fused import ikl_fused
 
 
 def ikl_terms(
@@ -130,8 +131,18 @@ class IKL(DistillLoss):
         return self.prior.to(zt.dtype)[targets]
 
     def forward(self, zs, zt, targets):
-        w = self.weights(zt, targets)
-        wmse, sce = ikl_terms(zs, zt, w, self.tau, self.gamma, self.break_asymmetry)
+        # the fused autograd.Function (losses/fused.py): equal to
+        # ikl_terms(zs, zt, self.weights(zt, targets), ...) in value and gradient, <= 4 B*C floats
+        prior = None
+        if self.class_prior and self.prior is not None:
+            num_classes = zt.shape[1]
+            if self.prior.shape != (num_classes, num_classes):
+                raise ValueError(f"ikl class prior is {tuple(self.prior.shape)}, logits have {num_classes} classes")
+            if self.prior.device != zt.device:
+                self.prior = self.prior.to(zt.device)
+            prior = self.prior
+        wmse, sce = ikl_fused(zs, zt, targets, prior, self.tau, self.T2, self.class_prior, self.gamma,
+                              self.break_asymmetry)
         self.terms = {"wmse": wmse.detach(), "soft_ce": sce.detach()}
         return self.alpha * wmse + self.beta * sce
 

@@ -7,12 +7,17 @@
 A student's teacher is found in the teacher store by (dataset, model, seed, recipe, label
 noise) and trained first if missing. Re-running the same command resumes an unfinished
 run or skips a finished one; --force redoes it.
+
+Data-parallel on several GPUs or CPU processes: launch with torchrun, e.g.
+    python -m torch.distributed.run --nproc_per_node 2 -m reproduce.train --dataset imagenet ...
+(the recipe's batch size stays the global one; each rank takes its slice of every batch;
+rank 0 writes the run directory and prints; engine/distributed.py).
 """
 import argparse
 import json
 
 from common import UserError
-from engine import LabelNoise, make_config, teacher_config, train
+from engine import LabelNoise, distributed, make_config, teacher_config, train
 from engine.rundir import RunDir
 from reproduce.cli import main_guard, parse_options
 
@@ -86,6 +91,8 @@ def loss_hparams(args) -> dict:
 @main_guard
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    # torchrun: only rank 0 prints (the engine makes the other ranks quiet too)
+    say = print if distributed.context(args.device).is_main else _silent
     noise = LabelNoise(args.label_noise, args.noise_rate, args.noise_seed)
     data_opts = parse_options(args.dataset_option, "--dataset-option")
     common = dict(device=args.device, data_root=args.data_root, download=args.download,
@@ -96,9 +103,9 @@ def main(argv=None):
         tcfg = teacher_config(args.dataset, model, seed=seed, recipe=args.teacher_recipe or args.recipe,
                               dataset_options=data_opts, label_noise=noise)
         if args.dry_run:
-            print(f"teacher {model} seed {seed}: {RunDir(tcfg).path}")
+            say(f"teacher {model} seed {seed}: {RunDir(tcfg).path}")
         elif not RunDir(tcfg).finished:
-            print(f"training teacher {model} (seed {seed}) first: {RunDir(tcfg).path}", flush=True)
+            say(f"training teacher {model} (seed {seed}) first: {RunDir(tcfg).path}", flush=True)
             train(tcfg, **common)
         teacher_runs.append(tcfg.run_id)
     loss = args.loss or ("kl" if teacher_runs else "ce")
@@ -109,20 +116,24 @@ def main(argv=None):
                          teacher_cache=args.teacher_cache)
     rundir = RunDir(config)
     if args.dry_run:
-        print(json.dumps(config.to_dict(), indent=2, default=str))
-        print(f"run directory: {rundir.path}")
+        say(json.dumps(config.to_dict(), indent=2, default=str))
+        say(f"run directory: {rundir.path}")
         return rundir
     if args.resume and not (rundir.started and not rundir.finished):
         raise UserError(f"--resume: no unfinished run at {rundir.path}")
     if rundir.finished and not args.force:
-        print(f"already finished (use --force to redo): {rundir.path}")
+        say(f"already finished (use --force to redo): {rundir.path}")
         return rundir
     train(config, force=args.force, **common, **student_kw)
     summary = rundir.summary()
-    print(f"final test top-1 {summary['final']['test_top1']:.2f}  (best {summary['best']['test_top1']:.2f} "
+    say(f"final test top-1 {summary['final']['test_top1']:.2f}  (best {summary['best']['test_top1']:.2f} "
           f"at epoch {summary['best']['epoch']})")
-    print(f"run directory: {rundir.path}")
+    say(f"run directory: {rundir.path}")
     return rundir
+
+
+def _silent(*args, **kwargs) -> None:
+    return None
 
 
 def pair_teachers(models: list[str], seeds: list[int]) -> list[tuple[str, int]]:

@@ -1,0 +1,192 @@
+"""Spread independent run groups over devices: `run_parallel(configs, jobs)`.
+
+    from engine.sweep import run_parallel, save_configs
+    results = run_parallel(configs, jobs=4)             # list of RunConfig (or lists = groups)
+    python -m reproduce.sweep configs.json --jobs 4     # the same from a JSON file
+
+- Grouping (`schedule`): configs are deduplicated by run id and grouped by shared data stream
+  (`engine.train_group` trains a group with one teacher pass per batch), in stages by teacher
+  depth: teachers, their students, students of students. A list of lists is taken as the
+  groups as given.
+- Workers: on a CUDA machine one worker process per GPU (CUDA_VISIBLE_DEVICES=<i>, so each
+  sees one "cuda" device); on the CPU `jobs` worker processes with `threads` torch threads
+  each (default 1: two OpenMP threads on a loaded small CPU are 50-100x slower on small ops).
+- Order: a group starts as soon as every teacher it needs that is part of the sweep has
+  finished; the groups with the most runs start first.
+- Finished runs are skipped (a group whose runs are all finished is reported "done"); an
+  unfinished one resumes from its checkpoint (train_group's behaviour).
+- Failures: an exception in one group is reported for its runs (status "failed" with the
+  error) and the sweep goes on; groups that need a failed group's teacher are "blocked".
+
+Each result is {"runs": [run ids], "status": done | ok | failed | blocked, "seconds", "error",
+"worker"}. Run directories are those of `engine.train`; nothing else is written.
+"""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import json
+import multiprocessing as mp
+import os
+import time
+import traceback
+from pathlib import Path
+
+from engine.config import RunConfig
+from engine.rundir import RunDir
+
+GROUP_FIELDS = ("dataset", "seed", "label_noise", "teachers", "ensemble", "teacher_cache")
+
+
+def group_key(c: RunConfig) -> tuple:
+    """Runs with equal keys can train as one group (engine.trainer.check_group's conditions)."""
+    return (json.dumps(c.dataset_options, sort_keys=True), c.recipe["batch_size"], c.recipe["epochs"],
+            *(str(getattr(c, f)) for f in GROUP_FIELDS))
+
+
+def schedule(configs: list[RunConfig]) -> list[list[list[RunConfig]]]:
+    """Stages (by teacher depth) of groups (shared data stream); duplicates by run id dropped."""
+    unique: dict[str, RunConfig] = {}
+    for c in configs:
+        unique.setdefault(c.run_id, c)
+    depth: dict[str, int] = {}
+
+    def d(rid):
+        if rid not in depth:
+            c = unique.get(rid)
+            depth[rid] = 0 if c is None or not c.teachers else 1 + max(d(t) for t in c.teachers)
+        return depth[rid]
+
+    stages: dict[int, dict[tuple, list[RunConfig]]] = {}
+    for rid, c in unique.items():
+        stages.setdefault(d(rid), {}).setdefault(group_key(c), []).append(c)
+    return [list(stages[k].values()) for k in sorted(stages)]
+
+
+def save_configs(configs: list[RunConfig], path) -> Path:
+    """Write configs as a JSON list (the input of `python -m reproduce.sweep`)."""
+    from engine.config import _jsonable
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps([_jsonable(c.to_dict()) for c in configs], indent=1) + "\n")
+    return path
+
+
+def load_configs(path) -> list[RunConfig]:
+    from engine.config import from_jsonable
+
+    return [RunConfig.from_dict(from_jsonable(d)) for d in json.loads(Path(path).read_text())]
+
+
+# ------------------------------------------------------------------------------ workers
+def _init_worker(slots, threads: int) -> None:
+    """Runs first in each spawned worker: claim a device slot (GPU index or None), set threads."""
+    slot = slots.get()
+    if slot is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(slot)
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    os.environ["_LOGIT_KD_WORKER"] = "cpu" if slot is None else f"gpu{slot}"
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _train_in_worker(configs: list[RunConfig], kwargs: dict) -> dict:
+    from engine.trainer import train_group
+
+    t0 = time.time()
+    try:
+        train_group(configs, **kwargs)
+        return {"status": "ok", "seconds": time.time() - t0, "error": None,
+                "worker": os.environ.get("_LOGIT_KD_WORKER", "")}
+    except BaseException as e:    # noqa: BLE001  report, never lose the other groups
+        return {"status": "failed", "seconds": time.time() - t0,
+                "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(),
+                "worker": os.environ.get("_LOGIT_KD_WORKER", "")}
+
+
+def default_devices(device: str = "auto") -> list:
+    """One slot per visible GPU (CUDA machines, device auto/cuda), else [None] (CPU)."""
+    import torch
+
+    if device in ("auto", "cuda") and torch.cuda.is_available():
+        return list(range(torch.cuda.device_count()))
+    return [None]
+
+
+def run_parallel(configs, jobs: int | None = None, *, device: str = "auto", threads: int = 1,
+                 log=print, **train_kwargs) -> list[dict]:
+    """Train `configs` (a list of RunConfig, grouped by `schedule`, or a list of groups) over
+    worker processes; returns one result per group (see the module docstring)."""
+    if configs and isinstance(configs[0], RunConfig):
+        groups = [g for stage in schedule(configs) for g in stage]
+    else:
+        groups = [list(g) for g in configs]
+    gpus = default_devices(device)
+    if gpus[0] is None:
+        slots = [None] * max(1, jobs or (os.cpu_count() or 1))
+        worker_device = "cpu" if device in ("auto", "cpu") else device
+    else:
+        slots = gpus[: jobs] if jobs else gpus       # one worker per GPU
+        worker_device = "cuda"
+    kwargs = dict(train_kwargs, device=worker_device)
+    kwargs.setdefault("quiet", True)
+
+    results: list[dict | None] = [None] * len(groups)
+    pending = []
+    for i, g in enumerate(groups):
+        if all(RunDir(c).finished for c in g):
+            results[i] = {"runs": [c.run_id for c in g], "status": "done", "seconds": 0.0, "error": None,
+                          "worker": ""}
+        else:
+            pending.append(i)
+    ours = {c.run_id: i for i in pending for c in groups[i]}
+    failed: set[int] = set()
+    finished: set[int] = set()
+
+    def needs(i):
+        return {ours[t] for c in groups[i] for t in c.teachers if t in ours and ours[t] != i}
+
+    pending.sort(key=lambda i: -len(groups[i]))
+    if pending:
+        log(f"sweep: {sum(len(groups[i]) for i in pending)} run(s) in {len(pending)} group(s) on "
+            f"{len(slots)} worker(s) ({'GPU ' + ','.join(map(str, slots)) if slots[0] is not None else 'CPU'})")
+    ctx = mp.get_context("spawn")
+    slot_queue = ctx.Queue()
+    for s in slots:
+        slot_queue.put(s)
+    running: dict = {}
+    with cf.ProcessPoolExecutor(max_workers=len(slots), mp_context=ctx, initializer=_init_worker,
+                                initargs=(slot_queue, threads)) as pool:
+        while pending or running:
+            for i in list(pending):
+                blockers = needs(i)
+                if blockers & failed:
+                    pending.remove(i)
+                    failed.add(i)
+                    results[i] = {"runs": [c.run_id for c in groups[i]], "status": "blocked", "seconds": 0.0,
+                                  "error": "a teacher of this group failed", "worker": ""}
+                    log(f"  blocked {_describe(groups[i])}: a teacher failed")
+                elif blockers <= finished and len(running) < len(slots):
+                    pending.remove(i)
+                    running[pool.submit(_train_in_worker, groups[i], kwargs)] = i
+            if not running:
+                if pending:
+                    raise RuntimeError("sweep deadlock: groups wait for teachers that never run")
+                break
+            done, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+            for fut in done:
+                i = running.pop(fut)
+                try:
+                    res = fut.result()
+                except BaseException as e:    # noqa: BLE001  a worker process died
+                    res = {"status": "failed", "seconds": 0.0, "error": f"worker died: {e!r}", "worker": ""}
+                results[i] = {"runs": [c.run_id for c in groups[i]], **res}
+                (finished if res["status"] == "ok" else failed).add(i)
+                what = f"in {res['seconds']:.0f} s" if res["status"] == "ok" else f"FAILED: {res['error']}"
+                log(f"  {res['status']} {_describe(groups[i])} {what}")
+    return results
+
+
+def _describe(group) -> str:
+    return f"[{len(group)} run(s): {', '.join(c.slug for c in group[:3])}{', ...' if len(group) > 3 else ''}]"

@@ -1,0 +1,61 @@
+"""The sweep runner (engine/sweep.py, reproduce/sweep.py): teachers first, skips, failures per group."""
+import json
+
+import pytest
+
+from engine import RunDir, make_config, teacher_config
+from engine.sweep import load_configs, run_parallel, save_configs, schedule
+from reproduce.sweep import main as sweep_cli
+
+DATA = {"num_train": 96, "num_test": 32, "num_classes": 4, "shape": [1, 24]}
+
+
+@pytest.fixture(autouse=True)
+def results(tmp_path, monkeypatch):
+    monkeypatch.setenv("LOGIT_KD_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("LOGIT_KD_DATA", str(tmp_path / "data"))
+    return tmp_path / "results"
+
+
+def plan():
+    epochs = {"epochs": 1}
+    good = teacher_config("synthetic", "cnn1d_teacher", dataset_options=DATA, recipe_overrides=epochs)
+    bad = teacher_config("synthetic", "cnn1d_teacher", seed=1, dataset_options=DATA, recipe_overrides=epochs,
+                         model_options={"no_such_option": 1})           # fails when its model is built
+    student = lambda t, seed, tau: make_config(  # noqa: E731
+        "sweep", "synthetic", "cnn1d_student", loss="kl", loss_hparams={"tau": tau}, teachers=[t.run_id],
+        seed=seed, dataset_options=DATA, model_options={"length": 24}, recipe_overrides=epochs)
+    students = [student(good, 0, 1.0), student(good, 0, 4.0), student(good, 1, 4.0)]
+    orphan = student(bad, 0, 4.0)
+    return good, bad, students, orphan
+
+
+def test_schedule_puts_teachers_first_and_groups_shared_streams():
+    good, bad, students, orphan = plan()
+    stages = schedule([*students, orphan, good, bad, students[0]])      # any order, a duplicate
+    assert [sorted(c.run_id for g in s for c in g) for s in stages] == [
+        sorted([good.run_id, bad.run_id]), sorted(c.run_id for c in [*students, orphan])]
+    sizes = sorted(len(g) for g in stages[1])
+    assert sizes == [1, 1, 2]                 # seed-0 students of the good teacher train together
+
+
+def test_run_parallel_reports_failures_and_skips_finished_runs(tmp_path):
+    good, bad, students, orphan = plan()
+    logs = []
+    first = run_parallel([*students, orphan, good, bad], jobs=2, log=logs.append)
+    status = {rid: r["status"] for r in first for rid in r["runs"]}
+    assert status[good.run_id] == "ok" and all(status[c.run_id] == "ok" for c in students)
+    assert status[bad.run_id] == "failed" and status[orphan.run_id] == "blocked"
+    (failure,) = [r for r in first if r["status"] == "failed"]
+    assert "no_such_option" in failure["error"]
+    assert all(RunDir(c).finished for c in [good, *students]) and not RunDir(orphan).started
+    assert {r["worker"] for r in first if r["status"] == "ok"} == {"cpu"}
+
+    # again from a JSON file through the CLI: finished groups are skipped, the failure repeats
+    path = save_configs([good, *students], tmp_path / "configs.json")
+    assert [c.run_id for c in load_configs(path)] == [c.run_id for c in [good, *students]]
+    stamp = RunDir(students[0]).summary_file.stat().st_mtime_ns
+    again = sweep_cli([str(path), "--jobs", "2"])
+    assert {r["status"] for r in again} == {"done"}
+    assert RunDir(students[0]).summary_file.stat().st_mtime_ns == stamp
+    assert json.loads(path.read_text())[0]["model"] == "cnn1d_teacher"
