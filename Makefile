@@ -8,7 +8,7 @@ SEEDS    ?=
 ARGS     ?=
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup test test-fast demo mini bench teachers kl-vs-mse clean-runs help
+.PHONY: setup test test-fast demo mini bench teachers kl-vs-mse tau-sweep logit-matching features label-noise sequential clean-runs help
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -30,11 +30,28 @@ test-fast: setup  ## the tests not marked slow
 demo: setup  ## the headline mini table of each paper (under 10 minutes on 2 cores)
 	$(PY) -m reproduce.demo $(ARGS)
 
-teachers: setup  ## train the teachers a profile needs, once
-	$(PY) -m reproduce.kl_vs_mse teachers --profile $(PROFILE) $(ARGS)
+KLMSE_SEEDS := $(if $(SEEDS),--seeds $(SEEDS))
 
-kl-vs-mse: setup  ## paper 1: every experiment, tables and figures
-	$(PY) -m reproduce.kl_vs_mse all --profile $(PROFILE) $(ARGS)
+teachers: setup  ## train the teachers a profile needs, once
+	$(PY) -m reproduce.kl_vs_mse teachers --profile $(PROFILE) $(KLMSE_SEEDS) $(ARGS)
+
+kl-vs-mse: setup  ## paper 1: every experiment, tables, figures, claims -> results/kl_vs_mse/<profile>/
+	$(PY) -m reproduce.kl_vs_mse all --profile $(PROFILE) $(KLMSE_SEEDS) $(ARGS)
+
+tau-sweep: setup  ## paper 1: student accuracy vs tau (x alpha at paper scale), CE, LMSE, teacher
+	$(PY) -m reproduce.kl_vs_mse $@ --profile $(PROFILE) $(KLMSE_SEEDS) $(ARGS)
+
+logit-matching: setup  ## paper 1: logit distance and mean shift vs tau; gradient check of the tau limits
+	$(PY) -m reproduce.kl_vs_mse $@ --profile $(PROFILE) $(KLMSE_SEEDS) $(ARGS)
+
+features: setup  ## paper 1: penultimate features (norms, PCA, cluster spread)
+	$(PY) -m reproduce.kl_vs_mse $@ --profile $(PROFILE) $(KLMSE_SEEDS) $(ARGS)
+
+label-noise: setup  ## paper 1: noisy-label robustness (our noise assumption)
+	$(PY) -m reproduce.kl_vs_mse $@ --profile $(PROFILE) $(KLMSE_SEEDS) $(ARGS)
+
+sequential: setup  ## paper 1: big -> middle -> small distillation vs direct
+	$(PY) -m reproduce.kl_vs_mse $@ --profile $(PROFILE) $(KLMSE_SEEDS) $(ARGS)
 
 mini: setup  ## every mini experiment of every paper
 	$(PY) -m reproduce.kl_vs_mse all --profile mini $(ARGS)
