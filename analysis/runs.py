@@ -60,6 +60,10 @@ def _flatten(config: dict) -> dict:
     return row
 
 
+def _or_nan(value):
+    return math.nan if value is None else value
+
+
 def _summary_columns(summary: dict) -> dict:
     row = {}
     for key, value in (summary.get("final") or {}).items():
@@ -69,8 +73,8 @@ def _summary_columns(summary: dict) -> dict:
         if isinstance(value, (int, float)) and key != "epochs":
             row[f"last10_{key}"] = float(value)
     best = summary.get("best") or {}
-    row["best_test_top1"] = best.get("test_top1", math.nan)
-    row["best_epoch"] = best.get("epoch", math.nan)
+    row["best_test_top1"] = _or_nan(best.get("test_top1"))
+    row["best_epoch"] = _or_nan(best.get("epoch"))
     row["train_time_s"] = summary.get("train_time_s", math.nan)
     row["params"] = summary.get("params", math.nan)
     row["epochs_done"] = summary.get("epochs", math.nan)

@@ -115,9 +115,10 @@ def default_devices(device: str = "auto") -> list:
 
 
 def run_parallel(configs, jobs: int | None = None, *, device: str = "auto", threads: int = 1,
-                 log=print, **train_kwargs) -> list[dict]:
+                 log=print, priority=None, **train_kwargs) -> list[dict]:
     """Train `configs` (a list of RunConfig, grouped by `schedule`, or a list of groups) over
-    worker processes; returns one result per group (see the module docstring)."""
+    worker processes; returns one result per group (see the module docstring). `priority(group)`
+    orders the groups that are ready to start (smallest first; default: the largest group first)."""
     if configs and isinstance(configs[0], RunConfig):
         groups = [g for stage in schedule(configs) for g in stage]
     else:
@@ -147,7 +148,7 @@ def run_parallel(configs, jobs: int | None = None, *, device: str = "auto", thre
     def needs(i):
         return {ours[t] for c in groups[i] for t in c.teachers if t in ours and ours[t] != i}
 
-    pending.sort(key=lambda i: -len(groups[i]))
+    pending.sort(key=(lambda i: priority(groups[i])) if priority else (lambda i: -len(groups[i])))
     if pending:
         log(f"sweep: {sum(len(groups[i]) for i in pending)} run(s) in {len(pending)} group(s) on "
             f"{len(slots)} worker(s) ({'GPU ' + ','.join(map(str, slots)) if slots[0] is not None else 'CPU'})")

@@ -29,7 +29,7 @@ from data.noise import load_or_make_noisy_labels
 from engine import distributed
 from engine.config import RunConfig
 from engine.evaluate import Predictions, agreement_metrics, classification_metrics, predict
-from engine.recipes import kd_ramp, lr_at
+from engine.recipes import evaluates, kd_ramp, lr_at
 from engine.rundir import RunDir, results_root
 from engine.teachers import check_teacher_accuracy, load_teacher
 from losses import build_loss
@@ -330,7 +330,7 @@ class Trainer:
         elapsed = time.perf_counter() - t0
         if self.stacked is not None:
             self.stacked.export_state()
-        for i, m in enumerate(members):
+        for i, (m, recipe) in enumerate(zip(members, recipes)):
             self._check_finite(m, step_losses[i].cpu(), epoch)
             m.loss_fn.end_epoch()
             if not self.dist.is_main:
@@ -339,7 +339,7 @@ class Trainer:
                    "train_loss": step_losses[i].mean().item(),
                    "train_top1": 100.0 * correct[i].item() / len(train),   # on augmented batches, training labels
                    "train_time_s": elapsed / len(members),
-                   **self._evaluate(m)}
+                   **(self._evaluate(m) if evaluates(recipe, epoch + 1) else {})}
             m.rundir.append_metrics(row)
             self._checkpoint(m, epoch + 1)
             self._log(m, row)
@@ -394,7 +394,8 @@ class Trainer:
 
     def _log(self, m: Member, row: dict) -> None:
         line = (f"[{m.config.slug}] epoch {row['epoch']}/{self.epochs} loss {row['train_loss']:.4f} "
-                f"train {row['train_top1']:.2f} test {row['test_top1']:.2f}"
+                f"train {row['train_top1']:.2f}"
+                + (f" test {row['test_top1']:.2f}" if "test_top1" in row else "")
                 + (f" agree {row['agree_top1']:.2f}" if "agree_top1" in row else ""))
         with open(m.rundir.path / "log.txt", "a") as f:
             f.write(line + "\n")
@@ -428,15 +429,18 @@ def _observes(loss_fn) -> bool:
 
 
 def summarize(rows: list[dict]) -> dict:
-    """Last epoch, mean of the last 10 epochs, and best epoch (by test top-1), each labelled."""
+    """Last epoch, mean of the last 10 epochs, and best epoch (by test top-1, among the evaluated
+    epochs: see `Recipe.eval_every`), each labelled."""
     if not rows:
         return {"epochs": 0, "final": {}, "last10_mean": {}, "best": {}}
     tail = rows[-10:]
-    keys = [k for k, v in rows[-1].items() if isinstance(v, (int, float)) and k != "epoch"]
-    best = max(rows, key=lambda r: r["test_top1"])
+    keys = [k for k, v in rows[-1].items()
+            if isinstance(v, (int, float)) and k != "epoch" and all(k in r for r in tail)]
+    evaluated = [r for r in rows if "test_top1" in r]
+    best = max(evaluated, key=lambda r: r["test_top1"]) if evaluated else {"epoch": None, "test_top1": None}
     return {"epochs": rows[-1]["epoch"], "final": rows[-1],
             "last10_mean": {k: sum(r[k] for r in tail) / len(tail) for k in keys} | {"epochs": len(tail)},
-            "best": {"epoch": best["epoch"], "test_top1": best["test_top1"]},
+            "best": {"epoch": best["epoch"], "test_top1": best["test_top1"], "of_epochs": len(evaluated)},
             "train_time_s": sum(r.get("train_time_s", 0.0) for r in rows)}
 
 

@@ -7,7 +7,7 @@ About 4.23M parameters with 1000 classes.
 import torch
 from torch import nn
 
-from models.base import MODELS, ModelOutput
+from models.base import MODELS, ModelOutput, init_conv_bn
 
 # (output channels, stride) of the depthwise-separable blocks
 BLOCKS = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),
@@ -33,12 +33,7 @@ class MobileNetV1(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.feature_dim = ch
         self.classifier = nn.Linear(ch, num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_conv_bn(self)
 
     def forward(self, x: torch.Tensor) -> ModelOutput:
         features = torch.flatten(self.pool(self.body(x)), 1)

@@ -11,7 +11,7 @@ import math
 import torch
 from torch import nn
 
-from models.base import MODELS, ModelOutput
+from models.base import MODELS, ModelOutput, init_conv_bn
 
 
 def _conv_bn_relu(in_ch: int, out_ch: int, kernel: int, stride: int = 1, groups: int = 1) -> nn.Sequential:
@@ -57,12 +57,7 @@ class MobileNetV2Cifar(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.feature_dim = last
         self.classifier = nn.Linear(last, num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_conv_bn(self)
         nn.init.normal_(self.classifier.weight, 0.0, 0.01)
         nn.init.zeros_(self.classifier.bias)
 

@@ -8,7 +8,7 @@ inputs: here for inputs of height >= 64), then global average pool and one linea
 import torch
 from torch import nn
 
-from models.base import MODELS, ModelOutput
+from models.base import MODELS, ModelOutput, init_conv_bn
 
 CONFIGS = {  # output channels of the convs, per block
     "vgg8": ((64,), (128,), (256,), (512,), (512,)),
@@ -42,13 +42,7 @@ class VGG(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.feature_dim = in_channels
         self.classifier = nn.Linear(in_channels, num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_conv_bn(self)
         nn.init.normal_(self.classifier.weight, 0.0, 0.01)
         nn.init.zeros_(self.classifier.bias)
 

@@ -55,6 +55,7 @@ from pathlib import Path
 
 from engine import LabelNoise, RunConfig, RunDir, make_config, teacher_config, train_group
 from engine.rundir import results_root
+from engine.sweep import run_parallel, schedule
 from reproduce.cli import main_guard
 from reproduce.profiles import Profile, get_profile
 
@@ -97,11 +98,12 @@ PLANS = {
 
 # --- cost model for --dry-run ------------------------------------------------------------
 # mini: seconds per epoch per run, measured in the full mini run on this project's 2-core CPU
-# machine (2026-11-23, torch 2.14.1, fp32, two processes of one thread; results/kl_vs_mse/mini/
-# timings.csv), including the per-epoch evaluation on the 5001 test signals (about half of a
-# student's cost); the teacher forward on the training batches is paid once per group.
-MINI_EPOCH_S = {"cnn1d_teacher": 1.1, "cnn1d_medium": 0.37, "cnn1d_student": 0.09}
-MINI_TEACHER_FORWARD_S = {"cnn1d_teacher": 0.07, "cnn1d_medium": 0.05, "cnn1d_student": 0.01}
+# machine (2026-11-29, torch 2.14.1, fp32, two processes of one thread; results/kl_vs_mse/mini/
+# timings.csv), including the test evaluation (every epoch for teachers, every 5th + the last
+# 10 for students: recipe eval_every); the teacher forward on the training batches is paid once
+# per group.
+MINI_EPOCH_S = {"cnn1d_teacher": 1.0, "cnn1d_medium": 0.22, "cnn1d_student": 0.067}
+MINI_TEACHER_FORWARD_S = {"cnn1d_teacher": 0.08, "cnn1d_medium": 0.04, "cnn1d_student": 0.01}
 # paper: ASSUMED training throughput in images/s on one A100-class GPU (fp32/TF32, batch 128),
 # not measured here; evaluation and the teacher forward at 3x that rate.
 PAPER_TRAIN_IMG_S = {"wrn_28_4": 4000, "wrn_16_4": 6000, "wrn_28_2": 7000, "wrn_16_2": 12000}
@@ -236,6 +238,7 @@ class Builder:
                 out.append(self.teacher(noise))
                 add(self.sweep_rows(noise=noise, taus=plan.noise_taus))
         elif experiment == "sequential":
+            out.append(self.teacher())
             add(self.sequential_rows())
         else:
             raise ValueError(experiment)
@@ -256,36 +259,7 @@ def builder_for(profile: str, seeds=None, experiment: str = EXPERIMENT) -> Build
     return Builder(p, PLANS[profile], tuple(seeds) if seeds else tuple(p.seeds), experiment)
 
 
-# --- scheduling: dedupe, group by shared data stream, train when the teachers are done ------
-GROUP_FIELDS = ("dataset", "seed", "label_noise", "teachers", "ensemble", "teacher_cache")
-
-
-def group_key(c: RunConfig) -> tuple:
-    import json
-
-    return (json.dumps(c.dataset_options, sort_keys=True), c.recipe["batch_size"], c.recipe["epochs"],
-            *(str(getattr(c, f)) for f in GROUP_FIELDS))
-
-
-def schedule(configs: list[RunConfig]) -> list[list[list[RunConfig]]]:
-    """Deduplicate by run id and split into stages by teacher depth (teachers, their students,
-    students of students); each stage a list of groups that share one data stream and one
-    teacher pass (engine.train_group)."""
-    unique = {}
-    for c in configs:
-        unique.setdefault(c.run_id, c)
-    depth = {}
-
-    def d(rid):
-        if rid not in depth:
-            c = unique.get(rid)
-            depth[rid] = 0 if c is None or not c.teachers else 1 + max(d(t) for t in c.teachers)
-        return depth[rid]
-
-    stages = {}
-    for rid, c in unique.items():
-        stages.setdefault(d(rid), {}).setdefault(group_key(c), []).append(c)
-    return [list(stages[k].values()) for k in sorted(stages)]
+# --- scheduling: engine.sweep.schedule (dedupe, stages by teacher depth, groups by data stream)
 
 
 def model_of(run_id: str) -> str:
@@ -310,15 +284,6 @@ def group_cost_s(group: list[RunConfig], profile: str) -> float:
 
 
 # --- running -----------------------------------------------------------------------------
-def _train_group_worker(configs, kwargs, threads):
-    import torch
-
-    torch.set_num_threads(int(os.environ.get("LOGIT_KD_THREADS", threads)))
-    t0 = time.time()
-    train_group(configs, **kwargs)
-    return time.time() - t0
-
-
 def default_jobs(profile: str, device: str) -> int:
     """Mini on a CPU: one process per core (small models use a second thread poorly); else 1."""
     if profile != "mini" or device.startswith("cuda"):
@@ -326,10 +291,11 @@ def default_jobs(profile: str, device: str) -> int:
     return max(1, min(os.cpu_count() or 1, 8))
 
 
-def run_stages(stages, *, jobs: int, quiet: bool, log=print, **train_kwargs) -> list[dict]:
-    """Train every unfinished group. jobs == 1: in this process, stage by stage. Else `jobs`
-    worker processes (one torch thread each) and a group starts as soon as its teachers are
-    finished, longest first. Returns one timing row per trained group."""
+def run_stages(stages, *, jobs: int, quiet: bool, log=print, device: str = "auto", **train_kwargs) -> list[dict]:
+    """Train every unfinished group. jobs == 1: in this process, stage by stage. Else over `jobs`
+    worker processes (engine.sweep.run_parallel, one torch thread each): groups that teach others
+    first, then the longest first, each as soon as its teachers exist. Returns one timing row per
+    trained group; raises if any group failed (after the others finished)."""
     groups = [g for stage in stages for g in stage if not all(RunDir(c).finished for c in g)]
     if not groups:
         return []
@@ -339,39 +305,20 @@ def run_stages(stages, *, jobs: int, quiet: bool, log=print, **train_kwargs) -> 
     if jobs <= 1:
         for g in groups:        # stage order: teachers come first
             t0 = time.time()
-            train_group(g, **kwargs)
+            train_group(g, device=device, **kwargs)
             timings.append(_timing(g, time.time() - t0))
             log(f"  done {_describe(g)} in {time.time() - t0:.0f} s")
         return timings
-    import concurrent.futures as cf
-    import multiprocessing as mp
-
-    ours = {c.run_id for g in groups for c in g}
-    done = set()
-
-    def ready(g):
-        return all(t not in ours or t in done for t in g[0].teachers)
-
-    threads = 1     # tiny convolutions: one thread per process (reproduce/cli.py configure_threads)
-    # Groups that teach other groups first (they gate the rest), then the longest first.
     teaching = {t for g in groups for c in g for t in c.teachers}
-    pending = sorted(groups, key=lambda g: (not any(c.run_id in teaching for c in g), -group_cost_s(g, "mini")))
-    running = {}
-    with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
-        while pending or running:
-            for g in [g for g in pending if ready(g)][: max(0, jobs - len(running))]:
-                pending.remove(g)
-                running[pool.submit(_train_group_worker, g, kwargs, threads)] = g
-            if not running:
-                raise RuntimeError("scheduling deadlock: groups wait for teachers that are not planned")
-            finished, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
-            for fut in finished:
-                g = running.pop(fut)
-                seconds = fut.result()
-                done.update(c.run_id for c in g)
-                timings.append(_timing(g, seconds))
-                log(f"  done {_describe(g)} in {seconds:.0f} s")
-    return timings
+    results = run_parallel(
+        groups, jobs, device=device, threads=int(os.environ.get("LOGIT_KD_THREADS", 1)), log=log,
+        priority=lambda g: (not any(c.run_id in teaching for c in g), -group_cost_s(g, "mini")), **kwargs)
+    bad = [(g, r) for g, r in zip(groups, results) if r["status"] in ("failed", "blocked")]
+    if bad:
+        first = next((r for _, r in bad if r["status"] == "failed"), bad[0][1])
+        raise RuntimeError(f"{len(bad)} of {len(groups)} group(s) did not finish; first error: {first['error']}"
+                           + (f"\n{first['traceback']}" if first.get("traceback") else ""))
+    return [_timing(g, r["seconds"]) for g, r in zip(groups, results) if r["status"] == "ok"]
 
 
 def _describe(group) -> str:

@@ -240,3 +240,25 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
         return comparable([json.loads(line) for line in path.read_text().splitlines()])
 
     assert rows(tmp_path / "killed") == rows(tmp_path / "straight")
+
+
+def test_eval_every_skips_test_passes_but_not_the_last_ten_and_trains_the_same():
+    """Evaluation never changes training: an eval_every=4 run ends bit-identical to an every-epoch
+    run, evaluates epochs 1, 4, 8 and the last 10, and its summary statistics use only those."""
+    t = teacher()
+    kw = dict(**small(), loss="kl", loss_hparams={"tau": 4.0}, teachers=[t.config.run_id])
+    every = train(make_config("exp", **kw, recipe_overrides={"epochs": 14}), quiet=True)
+    sparse = train(make_config("exp", **kw, recipe_overrides={"epochs": 14, "eval_every": 4}), quiet=True)
+    rows = sparse.metrics()
+    assert [r["epoch"] for r in rows if "test_top1" in r] == [1, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]
+    assert all("train_loss" in r for r in rows) and "test_top1" not in rows[1]
+    assert comparable(rows[-10:]) == comparable(every.metrics()[-10:])
+    s_every, s_sparse = every.summary(), sparse.summary()
+    assert s_sparse["last10_mean"]["test_top1"] == s_every["last10_mean"]["test_top1"]
+    assert s_sparse["best"]["of_epochs"] == 12
+    assert s_sparse["best"]["test_top1"] == max(r["test_top1"] for r in rows if "test_top1" in r)
+
+
+def test_eval_every_below_one_is_refused():
+    with pytest.raises(UserError, match="eval_every"):
+        make_config("exp", **small(), recipe_overrides={"eval_every": 0})

@@ -165,3 +165,13 @@ def test_stat_and_compare_rules():
     assert compare(Stat(9.05, 0.1, 3, 3), lo)[0] == "inconclusive"
     assert compare(Stat(10.0, math.nan, 1, 1), Stat(9.0, math.nan, 1, 1))[0] == "inconclusive"
     assert compare(hi, seed_stat(df, ["d"], "m"))[0] == MISSING
+
+
+@pytest.mark.parametrize("experiment", ["teachers", "tau-sweep", "logit-matching", "features", "label-noise",
+                                        "sequential"])
+def test_each_experiment_plans_its_own_teachers(experiment):
+    """A subcommand run alone on an empty results folder must train every teacher it needs."""
+    configs = builder_for("smoke").runs(experiment)
+    planned = {c.run_id for c in configs}
+    needed = {t for c in configs for t in c.teachers}
+    assert needed <= planned, sorted(needed - planned)

@@ -11,25 +11,7 @@ from hypothesis import strategies as st
 from losses import build_loss
 from losses.dkl import dkl_loss, pair_weighted_sq
 from losses.reference import class_prior_reference, dkl_pairwise_reference, ikl_pairwise_reference
-
-F64 = torch.float64
-
-
-def logits(batch, classes, scale=3.0, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return scale * torch.randn(batch, classes, generator=g, dtype=F64)
-
-
-def targets_for(batch, classes, seed=0):
-    return torch.randint(0, classes, (batch,), generator=torch.Generator().manual_seed(seed))
-
-
-def value_and_grads(fn, zs, zt):
-    zs = zs.detach().clone().requires_grad_(True)
-    zt = zt.detach().clone().requires_grad_(True)
-    value = fn(zs, zt)
-    gs, gt = torch.autograd.grad(value, (zs, zt), allow_unused=True)
-    return value.detach(), gs, gt
+from loss_helpers import F64, logits, targets_for, value_and_grads
 
 
 def random_prior(classes, seed):

@@ -8,25 +8,7 @@ from losses import build_loss
 from losses.dkd import dkd_parts
 from losses.kl import kl_div_loss
 from losses.reference import dkd_loop_reference
-
-F64 = torch.float64
-
-
-def logits(batch, classes, scale=3.0, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return scale * torch.randn(batch, classes, generator=g, dtype=F64)
-
-
-def targets_for(batch, classes, seed=0):
-    return torch.randint(0, classes, (batch,), generator=torch.Generator().manual_seed(seed))
-
-
-def value_and_grads(fn, zs, zt):
-    zs = zs.detach().clone().requires_grad_(True)
-    zt = zt.detach().clone().requires_grad_(True)
-    value = fn(zs, zt)
-    gs, gt = torch.autograd.grad(value, (zs, zt), allow_unused=True)
-    return value.detach(), gs, gt
+from loss_helpers import F64, logits, targets_for, value_and_grads
 
 
 @pytest.mark.parametrize("tau,alpha,beta,classes", [(4.0, 1.0, 8.0, 10), (1.0, 0.5, 0.5, 6), (2.0, 2.0, 0.0, 2)])

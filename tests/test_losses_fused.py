@@ -10,17 +10,7 @@ from losses.fused import FusedDKL, FusedIKL, FusedKL, dkl_fused, ikl_fused, ikl_
 from losses.ikl import ikl_terms
 from losses.kl import kl_div_loss
 from losses.reference import dkl_pairwise_reference, ikl_pairwise_reference, kl_loop_reference
-
-F64 = torch.float64
-
-
-def logits(batch, classes, scale=3.0, seed=0, dtype=F64):
-    g = torch.Generator().manual_seed(seed)
-    return (scale * torch.randn(batch, classes, generator=g, dtype=F64)).to(dtype)
-
-
-def targets_for(batch, classes, seed=0):
-    return torch.randint(0, classes, (batch,), generator=torch.Generator().manual_seed(seed))
+from loss_helpers import F64, logits, targets_for
 
 
 def prior_for(classes, seed=3):

@@ -17,26 +17,7 @@ from losses.reference import (
     kl_loop_reference,
     mse_loop_reference,
 )
-
-F64 = torch.float64
-
-
-def logits(batch, classes, scale=3.0, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return scale * torch.randn(batch, classes, generator=g, dtype=F64)
-
-
-def value_and_grads(fn, zs, zt):
-    """fn(zs, zt) -> scalar; returns (value, d/dzs, d/dzt) via autograd, fresh leaves."""
-    zs = zs.detach().clone().requires_grad_(True)
-    zt = zt.detach().clone().requires_grad_(True)
-    value = fn(zs, zt)
-    gs, gt = torch.autograd.grad(value, (zs, zt), allow_unused=True)
-    return value.detach(), gs, gt
-
-
-def targets_for(batch, classes, seed=0):
-    return torch.randint(0, classes, (batch,), generator=torch.Generator().manual_seed(seed))
+from loss_helpers import F64, logits, targets_for, value_and_grads
 
 
 @pytest.mark.parametrize("tau", [0.5, 1.0, 4.0, 20.0])

@@ -7,17 +7,7 @@ import torch
 
 from common import UserError
 from losses import build_loss
-
-F64 = torch.float64
-
-
-def logits(batch, classes, scale=3.0, seed=0, dtype=F64):
-    g = torch.Generator().manual_seed(seed)
-    return scale * torch.randn(batch, classes, generator=g, dtype=dtype)
-
-
-def targets_for(batch, classes, seed=0):
-    return torch.randint(0, classes, (batch,), generator=torch.Generator().manual_seed(seed))
+from loss_helpers import logits, targets_for
 
 
 @pytest.mark.parametrize("base,hp", [("kl", {"tau": 4.0}), ("kl", {"tau": math.inf}), ("mse", {}),
