@@ -299,7 +299,8 @@ def run_stages(stages, *, jobs: int, quiet: bool, log=print, device: str = "auto
     groups = [g for stage in stages for g in stage if not all(RunDir(c).finished for c in g)]
     if not groups:
         return []
-    log(f"training {sum(len(g) for g in groups)} run(s) in {len(groups)} group(s), {jobs} process(es)")
+    todo = sum(1 for g in groups for c in g if not RunDir(c).finished)
+    log(f"training {todo} run(s) in {len(groups)} group(s), {jobs} process(es)")
     kwargs = dict(train_kwargs, quiet=quiet, log_every=50)
     timings = []
     if jobs <= 1:
