@@ -16,6 +16,7 @@ from common.errors import DataNotFound
 from data import ArraySplit, FolderSplit, build_dataset, list_datasets, resolve_root
 from data.folders import sort_tinyimagenet_val
 from data.vision import NORMS, channel_stats
+from data_helpers import accept_any_md5, write_cifar100  # noqa: F401  (a fixture)
 
 
 # --- registry and root -----------------------------------------------------------------
@@ -39,38 +40,8 @@ def test_root_argument_env_then_cwd(tmp_path, monkeypatch):
 
 
 # --- CIFAR-100 through torchvision's own reader ------------------------------------------
-def _write_cifar100(base, n_train=24, n_test=10, seed=0):
-    """The cifar-100-python layout: pickled dicts as torchvision reads them (the real
-    files were written by Python 2, so their keys load as str under encoding='latin1')."""
-    rng = np.random.default_rng(seed)
-    folder = base / "cifar-100-python"
-    folder.mkdir(parents=True)
-    arrays = {}
-    for name, n in (("train", n_train), ("test", n_test)):
-        data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
-        fine = rng.integers(0, 100, n).tolist()
-        entry = {"filenames": [f"img_{i}.png" for i in range(n)], "batch_label": f"{name} batch",
-                 "fine_labels": fine, "coarse_labels": [f // 5 for f in fine], "data": data}
-        with open(folder / name, "wb") as f:
-            pickle.dump(entry, f, protocol=2)
-        arrays[name] = (data, fine)
-    meta = {"fine_label_names": [f"class_{i}" for i in range(100)],
-            "coarse_label_names": [f"super_{i}" for i in range(20)]}
-    with open(folder / "meta", "wb") as f:
-        pickle.dump(meta, f, protocol=2)
-    return arrays
-
-
-@pytest.fixture
-def accept_any_md5(monkeypatch):
-    """torchvision checks each file's md5 against the real CIFAR release; keep its
-    existence check but skip the checksum (the only change to its reading path)."""
-    monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity",
-                        lambda fpath, md5=None: os.path.isfile(fpath))
-
-
 def test_cifar100_end_to_end_through_torchvision(tmp_path, accept_any_md5):
-    arrays = _write_cifar100(tmp_path)
+    arrays = write_cifar100(tmp_path)
     bundle = build_dataset("cifar100", root=tmp_path, norm="mdistiller")
     assert (bundle.num_classes, bundle.in_channels, bundle.input_shape) == (100, 3, (3, 32, 32))
     assert bundle.info["counts"] == {"train": 24, "test": 10}
@@ -135,7 +106,7 @@ def test_stl10_through_torchvision(tmp_path, monkeypatch):
 
 
 def test_cifar_norm_choices(tmp_path, accept_any_md5):
-    _write_cifar100(tmp_path)
+    write_cifar100(tmp_path)
     kd = build_dataset("cifar100", root=tmp_path)        # paper 1 default
     assert kd.info["normalisation"]["mean"] == [0.5071, 0.4865, 0.4409]
     computed = build_dataset("cifar100", root=tmp_path, norm="computed", augment=False)
@@ -165,7 +136,7 @@ def test_missing_cifar_names_the_path(tmp_path):
 
 
 def test_incomplete_cifar_is_data_not_found(tmp_path, accept_any_md5):
-    _write_cifar100(tmp_path)
+    write_cifar100(tmp_path)
     (tmp_path / "cifar-100-python" / "test").unlink()
     with pytest.raises(DataNotFound, match="incomplete or corrupted at .*cifar-100-python"):
         build_dataset("cifar100", root=tmp_path)

@@ -1,0 +1,40 @@
+"""The paper profile's own code path at smoke scale: paper 1's CIFAR-100 pair (WRN-28-4 ->
+WRN-16-2), its recipe (nesterov SGD, BN/bias exempt from decay, multistep), its normalisation
+and crop/flip, read by torchvision from tiny CIFAR-100 files the test writes. Only the epoch
+count and batch size are overridden."""
+import dataclasses
+import math
+
+import pytest
+
+from data_helpers import accept_any_md5, write_cifar100  # noqa: F401  (a fixture)
+from engine import RunDir, train_group
+from reproduce.kl_vs_mse import PLANS, Builder
+from reproduce.profiles import get_profile
+
+
+@pytest.fixture
+def paper_builder(tmp_path, monkeypatch, accept_any_md5):  # noqa: F811
+    monkeypatch.setenv("LOGIT_KD_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("LOGIT_KD_DATA", str(tmp_path / "data"))
+    write_cifar100(tmp_path / "data", n_train=16, n_test=8)
+    profile = dataclasses.replace(get_profile("paper"), recipe_overrides={"epochs": 1, "batch_size": 8})
+    return Builder(profile, PLANS["paper"], seeds=(9999,))
+
+
+@pytest.mark.slow
+def test_paper_pair_trains_a_teacher_and_kl_and_mse_students(paper_builder):
+    b = paper_builder
+    teacher = b.teacher()
+    students = [b.student("kl", 9999, tau=4.0, teacher=teacher), b.student("kl", 9999, tau=math.inf, teacher=teacher),
+                b.student("mse", 9999, teacher=teacher)]
+    train_group([teacher], quiet=True, device="cpu")
+    train_group(students, quiet=True, device="cpu")
+    t = RunDir(teacher)
+    assert t.config.model == "wrn_28_4" and t.config.recipe["nesterov"] and t.config.recipe["wd_exempt_bn_bias"]
+    assert t.summary()["params"] == pytest.approx(5.872e6, rel=0.02)
+    for c in students:
+        s = RunDir(c).summary()
+        assert c.model == "wrn_16_2" and s["epochs"] == 1
+        assert s["teachers"][0]["run_id"] == teacher.run_id
+        assert 0.0 <= s["final"]["test_top1"] <= 100.0 and math.isfinite(s["final"]["logit_dist"])
