@@ -158,7 +158,10 @@ class Trainer:
         # optional torch.compile of each student's forward. Not part of the run id: the
         # summary records the precision used.
         self.fast = bool(fast) and self.device.type == "cuda"
-        self.compile = bool(compile) and self.device.type == "cuda" and not self.dist.enabled
+        # compile: False, True ("default") or a torch.compile mode; "reduce-overhead" replays the
+        # step's kernels as CUDA graphs (the small-batch recipe's launch overhead)
+        self.compile_mode = compile_mode(compile)
+        self.compile = self.compile_mode is not None and self.device.type == "cuda" and not self.dist.enabled
         if (fast or compile) and not (self.fast or self.compile) and not quiet:
             print("note: --fast/--compile apply on CUDA only; this run keeps fp32 on the CPU", flush=True)
         self.channels_last = self.fast and len(self.bundle.input_shape) == 3
@@ -208,7 +211,7 @@ class Trainer:
             member.loss_fn.to(self.device)
         if self.channels_last:
             model.to(memory_format=torch.channels_last)
-        member.forward = torch.compile(model) if self.compile else model   # state_dict stays model's
+        member.forward = torch.compile(model, mode=self.compile_mode) if self.compile else model   # state_dict stays model's
         if rundir.started:
             self._restore(member)
         return member
@@ -417,6 +420,20 @@ class Trainer:
             **({"teacher_cache": self.teacher_bank.describe()} if hasattr(self.teacher_bank, "describe") else {}),
             "teachers": [{"run_id": t.run_id, "sha256": t.sha256, "recorded_top1": t.recorded_top1}
                          for t in self.teachers]})
+
+
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
+
+
+def compile_mode(value) -> str | None:
+    """Normalise the `compile` option: False/None -> None (off), True -> "default", else a mode."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return "default"
+    if value not in COMPILE_MODES:
+        raise UserError(f"unknown compile mode '{value}'; known: {', '.join(COMPILE_MODES)}")
+    return value
 
 
 def _observes(loss_fn) -> bool:

@@ -72,7 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="look teacher logits up by (image, view), computed once beside the teacher (enumerable "
                         "augmentations; others fall back to the online teacher with a warning)")
     g.add_argument("--fast", action="store_true", help="CUDA only: bf16 autocast forwards, channels_last, losses fp32")
-    g.add_argument("--compile", action="store_true", help="CUDA only: torch.compile each student's forward")
+    g.add_argument("--compile", nargs="?", const="default", default=None, metavar="MODE",
+                   choices=("default", "reduce-overhead", "max-autotune"),
+                   help="CUDA only: torch.compile each student's forward; MODE reduce-overhead adds CUDA graphs "
+                        "(the batch-64 recipes), default mode when given without a value")
     g.add_argument("--dry-run", action="store_true", help="print the resolved config and run directory, train nothing")
     return p
 

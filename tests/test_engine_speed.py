@@ -138,3 +138,29 @@ def test_float16_cache_for_large_tables(monkeypatch):
     cached = trainer.teacher_bank.lookup(batch.index, batch.views)
     assert cached.dtype == torch.float32
     torch.testing.assert_close(cached, online, rtol=2e-3, atol=2e-3)
+
+
+def test_compile_modes_normalise_and_unknown_ones_are_refused():
+    from common import UserError
+    from engine.trainer import compile_mode
+
+    assert [compile_mode(v) for v in (False, None, True, "reduce-overhead")] == [None, None, "default",
+                                                                              "reduce-overhead"]
+    with pytest.raises(UserError, match="reduce-overhead"):
+        compile_mode("cudagraphs")
+
+
+def test_compile_on_cpu_keeps_the_plain_model_and_says_so(capsys):
+    cfg = make_config("exp", "synthetic", "cnn1d_student", dataset_options=SIGNALS, model_options={"length": 24})
+    trainer = Trainer([cfg], device="cpu", compile="reduce-overhead")
+    assert trainer.compile_mode == "reduce-overhead" and not trainer.compile
+    assert "CUDA only" in capsys.readouterr().out
+
+
+def test_cli_compile_takes_an_optional_mode():
+    from reproduce.train import build_parser
+
+    base = ["--dataset", "synthetic", "--model", "cnn1d_student"]
+    assert build_parser().parse_args(base).compile is None
+    assert build_parser().parse_args(base + ["--compile"]).compile == "default"
+    assert build_parser().parse_args(base + ["--compile", "reduce-overhead"]).compile == "reduce-overhead"
