@@ -11,7 +11,7 @@ export PYTHONUNBUFFERED := 1
 .PHONY: setup test test-fast demo mini bench teachers kl-vs-mse tau-sweep logit-matching features label-noise sequential clean-runs help
 
 help:  ## list the targets
-	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | awk -F'\t' '{printf "%-16s %s\n", $$1, $$2}'
 
 # Re-installs only when requirements.txt changed (the stamp is newer otherwise).
 $(VENV)/.installed: requirements.txt
@@ -21,7 +21,7 @@ $(VENV)/.installed: requirements.txt
 
 setup: $(VENV)/.installed  ## create .venv and install requirements (idempotent)
 
-test: setup  ## run the whole test suite (smoke scale, a few minutes on 2 cores)
+test: setup  ## run the whole test suite (smoke scale, about a minute on 2 cores)
 	$(PY) -m pytest -n 2 --durations=10 $(ARGS)
 
 test-fast: setup  ## the tests not marked slow
