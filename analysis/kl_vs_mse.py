@@ -219,6 +219,15 @@ def _band(ax, s: Stat, color, label):
         ax.axhspan(s.mean - s.std, s.mean + s.std, color=color, alpha=0.12, lw=0)
 
 
+def save_figure(fig, path: Path, title: str, *, fontsize: int, dpi: int) -> Path:
+    """Title, lay out, write and close a figure; returns its path."""
+    fig.suptitle(title, fontsize=fontsize)
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
 def tau_sweep_figure(ctx: Context, rows: dict, path: Path) -> Path:
     kl = [(_tau(_first(r)), r) for r in rows.values() if _first(r).loss == "kl" and _alpha(_first(r)) == 1.0]
     kl.sort(key=lambda x: _x(x[0]))
@@ -261,12 +270,8 @@ def tau_sweep_figure(ctx: Context, rows: dict, path: Path) -> Path:
     _tau_axis(ax2, [t for t, _ in kl] + list(PAPER_TRAIN_ALPHA1))
     ax2.set_ylim(bottom=0)
     ax2.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
-    fig.suptitle(f"Paper 1 τ sweep — profile {ctx.profile}, {len(ctx.seeds)} seed(s), mean ± std, final epoch",
-                 fontsize=11)
-    fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
-    return path
+    title = f"Paper 1 τ sweep — profile {ctx.profile}, {len(ctx.seeds)} seed(s), mean ± std, final epoch"
+    return save_figure(fig, path, title, fontsize=11, dpi=130)
 
 
 def build_tau_sweep(ctx: Context) -> list[Path]:
@@ -474,12 +479,9 @@ def features_figure(ctx: Context, rows: dict, path: Path) -> Path:
         ax.tick_params(labelsize=7)
     for ax in axes[n:]:
         ax.axis("off")
-    fig.suptitle(f"Penultimate features, PCA of the first {FEATURE_SUBSET} test samples coloured by class "
-                 f"(profile {ctx.profile}, seed {seed}; axes in feature units)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    title = (f"Penultimate features, PCA of the first {FEATURE_SUBSET} test samples coloured by class "
+             f"(profile {ctx.profile}, seed {seed}; axes in feature units)")
+    return save_figure(fig, path, title, fontsize=10, dpi=120)
 
 
 def build_features(ctx: Context) -> list[Path]:
@@ -563,12 +565,8 @@ def noise_figure(ctx: Context, path: Path) -> Path:
     ax2.set_title("Asymmetric c → c+1 at " + ", ".join(f"{n.rate:g}" for n in asym)
                   + " (filled) vs clean (open)", fontsize=10)
     ax2.grid(alpha=0.3)
-    fig.suptitle(f"Paper 1 noisy labels — profile {ctx.profile}, {len(ctx.seeds)} student seed(s), mean ± std",
-                 fontsize=11)
-    fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
-    return path
+    title = f"Paper 1 noisy labels — profile {ctx.profile}, {len(ctx.seeds)} student seed(s), mean ± std"
+    return save_figure(fig, path, title, fontsize=11, dpi=130)
 
 
 def build_label_noise(ctx: Context) -> list[Path]:
