@@ -2,9 +2,7 @@
 from reproduce.demo import STUDENTS, main as demo_main
 
 
-def test_demo_writes_its_tables(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("LOGIT_KD_RESULTS", str(tmp_path / "results"))
-    monkeypatch.setenv("LOGIT_KD_DATA", str(tmp_path / "data"))
+def test_demo_writes_its_tables(results, tmp_path, capsys):
     demo_main(["--profile", "smoke", "--quiet"])
     table = (tmp_path / "results" / "demo" / "engine_table.md").read_text()
     for label, _, _ in STUDENTS:

@@ -20,11 +20,7 @@ STUDENT = "cnn1d_student"
 TEACHER = "cnn1d_teacher"
 
 
-@pytest.fixture(autouse=True)
-def results(tmp_path, monkeypatch):
-    monkeypatch.setenv("LOGIT_KD_RESULTS", str(tmp_path / "results"))
-    monkeypatch.setenv("LOGIT_KD_DATA", str(tmp_path / "data"))
-    return tmp_path / "results"
+pytestmark = pytest.mark.usefixtures("results")    # conftest: a temporary results/data folder
 
 
 def small(model=STUDENT, **kw):

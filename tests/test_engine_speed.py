@@ -16,11 +16,7 @@ IMAGES = {"num_train": 96, "num_test": 64, "num_classes": 4, "shape": [1, 8, 8]}
 KEYS = ("train_loss", "train_top1", "test_loss", "test_top1", "agree_top1", "kl_teacher_student", "lr")
 
 
-@pytest.fixture(autouse=True)
-def results(tmp_path, monkeypatch):
-    monkeypatch.setenv("LOGIT_KD_RESULTS", str(tmp_path / "results"))
-    monkeypatch.setenv("LOGIT_KD_DATA", str(tmp_path / "data"))
-    return tmp_path / "results"
+pytestmark = pytest.mark.usefixtures("results")    # conftest: a temporary results/data folder
 
 
 def signal_teacher():

@@ -14,9 +14,7 @@ from reproduce.profiles import get_profile
 
 
 @pytest.fixture
-def paper_builder(tmp_path, monkeypatch, accept_any_md5):  # noqa: F811
-    monkeypatch.setenv("LOGIT_KD_RESULTS", str(tmp_path / "results"))
-    monkeypatch.setenv("LOGIT_KD_DATA", str(tmp_path / "data"))
+def paper_builder(results, tmp_path, accept_any_md5):  # noqa: F811
     write_cifar100(tmp_path / "data", n_train=16, n_test=8)
     profile = dataclasses.replace(get_profile("paper"), recipe_overrides={"epochs": 1, "batch_size": 8})
     return Builder(profile, PLANS["paper"], seeds=(9999,))

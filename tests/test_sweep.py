@@ -10,11 +10,7 @@ from reproduce.sweep import main as sweep_cli
 DATA = {"num_train": 96, "num_test": 32, "num_classes": 4, "shape": [1, 24]}
 
 
-@pytest.fixture(autouse=True)
-def results(tmp_path, monkeypatch):
-    monkeypatch.setenv("LOGIT_KD_RESULTS", str(tmp_path / "results"))
-    monkeypatch.setenv("LOGIT_KD_DATA", str(tmp_path / "data"))
-    return tmp_path / "results"
+pytestmark = pytest.mark.usefixtures("results")    # conftest: a temporary results/data folder
 
 
 def plan():
