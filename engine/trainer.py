@@ -286,11 +286,8 @@ class Trainer:
         correct = torch.zeros(len(members), device=self.device)
         for m in members:
             m.model.train()
-        shard = self.dist.shard
-        batches = (train.batches(self.batch_size, shuffle=True, generator=epoch_generator(self.seed, epoch))
-                   if shard is None else
-                   train.batches(self.batch_size, shuffle=True, generator=epoch_generator(self.seed, epoch),
-                                 shard=shard))
+        batches = train.batches(self.batch_size, shuffle=True, generator=epoch_generator(self.seed, epoch),
+                                shard=self.dist.shard)     # None (the whole batch) outside torchrun
         gather_teacher = self.dist.enabled and any(_observes(m.loss_fn) for m in members)
         bar = tqdm(batches, total=steps, desc=f"epoch {epoch + 1}/{self.epochs}", leave=False,
                    disable=self.quiet or not sys.stderr.isatty())

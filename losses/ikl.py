@@ -117,30 +117,31 @@ class IKL(DistillLoss):
         self.accumulator: torch.Tensor | None = None  # (C, C) float64 running sums of this epoch
 
     # ------------------------------------------------------------ weights
-    def weights(self, zt: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """(B, C) weights: prior[y] (uniform before the first end_epoch) or softmax(zt/T2)."""
-        if not self.class_prior:
-            return F.softmax(zt.detach() / self.T2, dim=1)
+    def current_prior(self, zt: torch.Tensor) -> torch.Tensor | None:
+        """The class prior checked against the logits' class count and kept on their device;
+        None when class_prior is off or before the first end_epoch (uniform weights)."""
+        if not self.class_prior or self.prior is None:
+            return None
         num_classes = zt.shape[1]
-        if self.prior is None:
-            return zt.new_full(zt.shape, 1.0 / num_classes)
         if self.prior.shape != (num_classes, num_classes):
             raise ValueError(f"ikl class prior is {tuple(self.prior.shape)}, logits have {num_classes} classes")
         if self.prior.device != zt.device:
             self.prior = self.prior.to(zt.device)
-        return self.prior.to(zt.dtype)[targets]
+        return self.prior
+
+    def weights(self, zt: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """(B, C) weights: prior[y] (uniform before the first end_epoch) or softmax(zt/T2)."""
+        if not self.class_prior:
+            return F.softmax(zt.detach() / self.T2, dim=1)
+        prior = self.current_prior(zt)
+        if prior is None:
+            return zt.new_full(zt.shape, 1.0 / zt.shape[1])
+        return prior.to(zt.dtype)[targets]
 
     def forward(self, zs, zt, targets):
         # the fused autograd.Function (losses/fused.py): equal to
         # ikl_terms(zs, zt, self.weights(zt, targets), ...) in value and gradient, <= 4 B*C floats
-        prior = None
-        if self.class_prior and self.prior is not None:
-            num_classes = zt.shape[1]
-            if self.prior.shape != (num_classes, num_classes):
-                raise ValueError(f"ikl class prior is {tuple(self.prior.shape)}, logits have {num_classes} classes")
-            if self.prior.device != zt.device:
-                self.prior = self.prior.to(zt.device)
-            prior = self.prior
+        prior = self.current_prior(zt)
         wmse, sce = ikl_fused(zs, zt, targets, prior, self.tau, self.T2, self.class_prior, self.gamma,
                               self.break_asymmetry)
         self.terms = {"wmse": wmse.detach(), "soft_ce": sce.detach()}
