@@ -12,7 +12,7 @@
   sees one "cuda" device); on the CPU `jobs` worker processes with `threads` torch threads
   each (default 1: two OpenMP threads on a loaded small CPU are 50-100x slower on small ops).
 - Order: a group starts as soon as every teacher it needs that is part of the sweep has
-  finished; the groups with the most runs start first.
+  finished; among the ready ones, `priority(group)` decides (default: most runs first).
 - Finished runs are skipped (a group whose runs are all finished is reported "done"); an
   unfinished one resumes from its checkpoint (train_group's behaviour).
 - Failures: an exception in one group is reported for its runs (status "failed" with the
@@ -33,14 +33,14 @@ from pathlib import Path
 
 from engine.config import RunConfig
 from engine.rundir import RunDir
-
-GROUP_FIELDS = ("dataset", "seed", "label_noise", "teachers", "ensemble", "teacher_cache")
-
+from engine.trainer import GROUP_KEYS
 
 def group_key(c: RunConfig) -> tuple:
     """Runs with equal keys can train as one group (engine.trainer.check_group's conditions)."""
-    return (json.dumps(c.dataset_options, sort_keys=True), c.recipe["batch_size"], c.recipe["epochs"],
-            *(str(getattr(c, f)) for f in GROUP_FIELDS))
+    def part(value):
+        return json.dumps(value, sort_keys=True) if isinstance(value, dict) else str(value)
+
+    return (*(part(getattr(c, k)) for k in GROUP_KEYS), c.recipe["batch_size"], c.recipe["epochs"])
 
 
 def schedule(configs: list[RunConfig]) -> list[list[list[RunConfig]]]:
