@@ -29,6 +29,11 @@ def parse_options(pairs: list[str] | None, flag: str) -> dict:
 THREADS_ENV = "LOGIT_KD_THREADS"
 
 
+def threads_per_process() -> int:
+    """$LOGIT_KD_THREADS, default 1 (see configure_threads)."""
+    return max(1, int(os.environ.get(THREADS_ENV, "1")))
+
+
 def configure_threads() -> None:
     """CPU threads per process: $LOGIT_KD_THREADS, default 1.
 
@@ -39,7 +44,7 @@ def configure_threads() -> None:
     """
     import torch
 
-    torch.set_num_threads(max(1, int(os.environ.get(THREADS_ENV, "1"))))
+    torch.set_num_threads(threads_per_process())
 
 
 def main_guard(main):

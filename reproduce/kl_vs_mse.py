@@ -56,7 +56,7 @@ from pathlib import Path
 from engine import LabelNoise, RunConfig, RunDir, make_config, teacher_config, train_group
 from engine.rundir import results_root
 from engine.sweep import run_parallel, schedule
-from reproduce.cli import main_guard
+from reproduce.cli import main_guard, threads_per_process
 from reproduce.profiles import Profile, get_profile
 
 EXPERIMENT = "kl_vs_mse"
@@ -312,7 +312,7 @@ def run_stages(stages, *, jobs: int, quiet: bool, log=print, device: str = "auto
         return timings
     teaching = {t for g in groups for c in g for t in c.teachers}
     results = run_parallel(
-        groups, jobs, device=device, threads=int(os.environ.get("LOGIT_KD_THREADS", 1)), log=log,
+        groups, jobs, device=device, threads=threads_per_process(), log=log,
         priority=lambda g: (not any(c.run_id in teaching for c in g), -group_cost_s(g, "mini")), **kwargs)
     bad = [(g, r) for g, r in zip(groups, results) if r["status"] in ("failed", "blocked")]
     if bad:
