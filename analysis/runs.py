@@ -1,14 +1,15 @@
-"""Read the run directories of experiments into one pandas DataFrame.
+"""Read run directories of the store (results/runs/<run-id>/) into one pandas DataFrame.
 
     from analysis.runs import load_runs
-    df = load_runs("kl_vs_mse")                 # results/kl_vs_mse/runs/*/ (plus the teacher store)
+    df = load_runs(run_ids)                     # these runs (absent ones are left out)
+    df = load_runs(tag="kl_vs_mse")             # every run whose config carries that experiment tag
 
 Only `config.json` and `summary.json` of each run directory are read (the outputs.pt of a
 run is opened by the figures that need logits or features, through `run_path`). One row
 per run directory, indexed by run id:
 
-- config, flattened: experiment, dataset, dataset_options (JSON text), model, loss, tau,
-  alpha (NaN where the loss has none; `kl` defaults filled in), every other loss
+- config, flattened: experiment (the tag), dataset, dataset_options (JSON text), model, loss, tau,
+  alpha (NaN where the loss has none; the loss's defaults filled in), every other loss
   hyperparameter as `hp_<name>`, seed, noise_kind, noise_rate, noise_seed, teachers (tuple of
   run ids), teacher (the first one, or ''), ensemble, recipe (JSON text), epochs, recipe_source;
 - `finished` (summary.json present) and `path`;
@@ -24,15 +25,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from engine.rundir import read_json, results_root
-
-TEACHER_EXPERIMENT = "teachers"
-# Defaults of the losses whose hyperparameters name table rows (a config may omit them).
-LOSS_DEFAULTS = {"kl": {"tau": 4.0, "alpha": 1.0}, "mse": {"alpha": 1.0}}
+from engine.rundir import read_json, store_root
+from losses import LOSSES, defaults as loss_defaults
 
 
 def _flatten(config: dict) -> dict:
-    hp = {**LOSS_DEFAULTS.get(config.get("loss", ""), {}), **config.get("loss_hparams", {})}
+    loss = config.get("loss", "")
+    hp = {**(loss_defaults(loss) if loss in LOSSES else {}), **config.get("loss_hparams", {})}
     noise = config.get("label_noise", {}) or {}
     recipe = config.get("recipe", {}) or {}
     teachers = tuple(config.get("teachers", ()))
@@ -94,22 +93,19 @@ def read_run(path: Path) -> dict | None:
     return row
 
 
-def load_runs(*experiments: str, root: Path | None = None, with_teachers: bool = True) -> pd.DataFrame:
-    """Every run directory of `experiments` (and of the teacher store) as a DataFrame indexed by run id."""
-    root = Path(root) if root is not None else results_root()
-    names = list(experiments) + ([TEACHER_EXPERIMENT] if with_teachers and TEACHER_EXPERIMENT not in experiments else [])
-    rows = []
-    for name in names:
-        for path in sorted((root / name / "runs").glob("*")):
-            row = read_run(path)
-            if row is not None:
-                rows.append(row)
+def load_runs(run_ids=None, *, root: Path | None = None, tag: str | None = None) -> pd.DataFrame:
+    """Runs of the store as a DataFrame indexed by run id: the given ids (absent ones left out),
+    or every run (optionally only those tagged `tag`)."""
+    store = store_root(Path(root) if root is not None else None)
+    paths = (store / rid for rid in dict.fromkeys(run_ids)) if run_ids is not None else sorted(store.glob("*"))
+    rows = [row for row in (read_run(p) for p in paths) if row is not None]
+    if tag is not None:
+        rows = [r for r in rows if r["experiment"] == tag]
     df = pd.DataFrame(rows)
     if df.empty:
         return pd.DataFrame(columns=["run_id", "experiment", "model", "loss", "tau", "alpha", "seed",
                                      "noise_kind", "noise_rate", "teachers", "finished"]).set_index("run_id")
-    # A run id is the config hash: the same id under two experiments is the same run (keep the first).
-    return df.drop_duplicates("run_id").set_index("run_id", drop=False)
+    return df.set_index("run_id", drop=False)
 
 
 def run_path(df: pd.DataFrame, run_id: str) -> Path | None:

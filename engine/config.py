@@ -35,7 +35,7 @@ class LabelNoise:
 
 @dataclass(frozen=True)
 class RunConfig:
-    experiment: str                      # results/<experiment>/runs/<run-id>/
+    experiment: str                      # a tag: which experiment first asked for the run (not in the run id)
     dataset: str                         # a data.DATASETS name
     model: str                           # a models.MODELS name
     loss: str = "ce"                     # a losses.LOSSES name; "ce" with no teachers = a teacher run
@@ -68,12 +68,16 @@ class RunConfig:
         d["teachers"] = tuple(d.get("teachers", ()))
         return RunConfig(**d)
 
+    def semantic_dict(self) -> dict:
+        """The fields that decide what is computed: everything but the tags."""
+        d = self.to_dict()
+        d.pop("experiment")      # a tag: the same config asked for by two scripts is one run
+        d.pop("teacher_cache")   # a cache gives the same logits; tested for equality
+        return d
+
     @property
     def run_id(self) -> str:
-        semantic = self.to_dict()
-        semantic.pop("experiment")
-        semantic.pop("teacher_cache")   # a cache gives the same logits; tested for equality
-        blob = json.dumps(_jsonable(semantic), sort_keys=True)
+        blob = json.dumps(_jsonable(self.semantic_dict()), sort_keys=True)
         digest = hashlib.sha1(blob.encode()).hexdigest()[:10]
         return f"{self.slug}-{digest}"
 

@@ -1,6 +1,8 @@
-"""Run directories: the only thing `analysis/` reads.
+"""Run directories: the only thing `analysis/` reads. One store for every paper:
 
-results/<experiment>/runs/<run-id>/
+results/runs/<run-id>/          (the run id is the config hash; the experiment is only a tag in
+                                 config.json, so every script that asks for the same config
+                                 finds the same run: teachers, demo, papers, comparison)
   config.json     the resolved RunConfig
   env.json        git commit and dirty flag, seed, torch/torchvision/python versions, device
   metrics.jsonl   one JSON object per finished epoch, flushed as it goes
@@ -55,6 +57,11 @@ def write_json(path: Path, obj) -> None:
     atomic_write_bytes(path, (json.dumps(_jsonable(obj), indent=2, sort_keys=True) + "\n").encode())
 
 
+def semantic(config: RunConfig) -> dict:
+    """What a run computes: its config without the tags that do not enter the run id."""
+    return from_jsonable(_jsonable(config.semantic_dict()))
+
+
 def read_json(path: Path):
     return from_jsonable(json.loads(Path(path).read_text()))
 
@@ -86,10 +93,18 @@ def environment(device: str, seed: int) -> dict:
             "threads": torch.get_num_threads(), **git_state()}
 
 
+STORE = "runs"
+
+
+def store_root(root: Path | None = None) -> Path:
+    """The run store: <results root>/runs/."""
+    return (root or results_root()) / STORE
+
+
 class RunDir:
     def __init__(self, config: RunConfig, root: Path | None = None):
         self.config = config
-        self.path = (root or results_root()) / config.experiment / "runs" / config.run_id
+        self.path = store_root(root) / config.run_id
 
     config_file = property(lambda self: self.path / "config.json")
     metrics_file = property(lambda self: self.path / "metrics.jsonl")
@@ -100,6 +115,19 @@ class RunDir:
     @property
     def finished(self) -> bool:
         return self.summary_file.exists()
+
+    failed_file = property(lambda self: self.path / "failed.json")
+
+    def status(self) -> str:
+        """From the files alone: done (summary), failed (failed.json), started (a checkpoint),
+        created (config only) or absent."""
+        if self.finished:
+            return "done"
+        if self.failed_file.exists():
+            return "failed"
+        if self.started:
+            return "started"
+        return "created" if self.config_file.exists() else "absent"
 
     @property
     def started(self) -> bool:
@@ -113,8 +141,8 @@ class RunDir:
             shutil.rmtree(self.path)
         self.path.mkdir(parents=True, exist_ok=True)
         if self.config_file.exists():
-            on_disk = read_json(self.config_file)
-            if on_disk != from_jsonable(_jsonable(self.config.to_dict())):
+            on_disk = RunConfig.from_dict(read_json(self.config_file))
+            if on_disk.run_id != self.config.run_id or semantic(on_disk) != semantic(self.config):
                 raise UserError(f"{self.config_file} holds a different config; use --force to redo the run")
         else:
             write_json(self.config_file, self.config.to_dict())

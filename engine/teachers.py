@@ -1,4 +1,4 @@
-"""The teacher store: teachers are ordinary CE runs of experiment 'teachers'.
+"""Teachers: ordinary CE runs (tagged experiment 'teachers') in the one run store.
 
 Their run id derives from dataset (+options), model, label noise, seed and recipe, so a
 teacher is trained once and found again by its config. Its final weights carry a
@@ -11,7 +11,7 @@ import torch
 
 from common import UserError
 from engine.config import RunConfig, LabelNoise, make_config
-from engine.rundir import RunDir, read_json, results_root, sha256_file
+from engine.rundir import RunDir, read_json, sha256_file, store_root
 from models import build_model
 
 TEACHER_EXPERIMENT = "teachers"
@@ -26,14 +26,12 @@ def teacher_config(dataset: str, model: str, *, seed: int = 0, recipe: str = "sm
 
 
 def teacher_rundir(run_id: str) -> RunDir:
-    """A teacher is any finished run: first the teacher store, then every experiment's runs
-    (a distilled middle model teaches the next stage in sequential distillation)."""
-    root = results_root()
-    candidates = [root / TEACHER_EXPERIMENT / "runs" / run_id, *sorted(root.glob(f"*/runs/{run_id}"))]
-    for path in candidates:
-        if (path / "config.json").exists():
-            return RunDir(RunConfig.from_dict(read_json(path / "config.json")))
-    raise UserError(f"no teacher run '{run_id}' under {root}; train it first (make teachers)")
+    """A teacher is any run of the store (a distilled middle model teaches the next stage in
+    sequential distillation), found by its run id alone."""
+    path = store_root() / run_id
+    if (path / "config.json").exists():
+        return RunDir(RunConfig.from_dict(read_json(path / "config.json")))
+    raise UserError(f"no teacher run '{run_id}' in {store_root()}; train it first (make teachers)")
 
 
 @dataclass

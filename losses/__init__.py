@@ -7,7 +7,7 @@
 Registered: ce, kl, mse (paper 1), dkl, ikl (paper 2), dkd (paper-2 baseline), tald (paper 3).
 `losses.reference` holds slow re-implementations for tests and benchmarks.
 """
-from losses.base import LOSSES, DistillLoss
+from losses.base import LOSSES, DistillLoss, loss_defaults
 from losses import ce, dkd, dkl, ikl, kl, mse, tald  # noqa: F401  (registration)
 
 
@@ -20,4 +20,14 @@ def list_losses() -> list[str]:
     return LOSSES.names()
 
 
-__all__ = ["LOSSES", "DistillLoss", "build_loss", "list_losses"]
+def defaults(name: str) -> dict:
+    """A loss's default hyperparameters, from its constructor's signature."""
+    return loss_defaults(LOSSES.get(name))
+
+
+def loss_label(name: str, hparams: dict | None = None) -> str:
+    """The loss's own short label for these hyperparameters, e.g. 'KL tau=20', 'LMSE'."""
+    return build_loss(name, **(hparams or {})).label()
+
+
+__all__ = ["LOSSES", "DistillLoss", "build_loss", "defaults", "list_losses", "loss_label"]

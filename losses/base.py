@@ -37,6 +37,8 @@ class DistillLoss(abc.ABC):
 
     name: str = ""
     uses_teacher: bool = True
+    short: str = ""                  # display name in labels (default: the name in capitals)
+    always_shown: tuple = ()         # hyperparameters every label shows, even at their defaults
 
     def __init__(self, **hparams):
         self.hparams = dict(hparams)  # the resolved hyperparameters, for configs and logs
@@ -99,9 +101,36 @@ class DistillLoss(abc.ABC):
         if d:
             raise ValueError(f"loss '{self.name}' keeps no state, got keys {sorted(d)}")
 
+    # ----------------------------------------------------------------- labels
+    def label(self) -> str:
+        """Short label for tables and logs: the display name, then `key=value` for every
+        hyperparameter in `always_shown` or away from its default (e.g. 'KL tau=20 alpha=0.5')."""
+        defaults = loss_defaults(type(self))
+        parts = [self.short or self.name.upper()]
+        for key, value in self.hparams.items():
+            if key in self.always_shown or key not in defaults or value != defaults[key]:
+                parts.append(f"{key}={format_value(value)}")
+        return " ".join(parts)
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.hparams.items())
         return f"{type(self).__name__}({args})"
+
+
+def loss_defaults(cls) -> dict:
+    """Default hyperparameters of a loss class, read off its constructor's signature."""
+    import inspect
+
+    params = inspect.signature(cls.__init__).parameters.values()
+    return {p.name: p.default for p in params
+            if p.name != "self" and p.default is not inspect.Parameter.empty}
+
+
+def format_value(value) -> str:
+    """inf as 'inf', numbers with :g, anything else as str."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return str(value)
+    return "inf" if math.isinf(value) else f"{value:g}"
 
 
 def _as_float(x, what: str) -> torch.Tensor:

@@ -12,6 +12,7 @@ class CE(DistillLoss):
     """Cross-entropy with the ground-truth labels; `teacher_logits` may be None."""
 
     name = "ce"
+    short = "CE"
     uses_teacher = False
 
     def __init__(self):

@@ -56,6 +56,8 @@ class KL(DistillLoss):
     """alpha * tau^2 KL(p_t || p_s) + (1 - alpha) * CE; tau in (0, inf], alpha in [0, 1]."""
 
     name = "kl"
+    short = "KL"
+    always_shown = ("tau",)
 
     def __init__(self, tau: float = 4.0, alpha: float = 1.0, rescale_small_tau: bool = False):
         tau = check_positive("kl", "tau", tau, allow_inf=True)

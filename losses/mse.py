@@ -22,6 +22,7 @@ class MSE(DistillLoss):
     """alpha * mean((z_s - z_t)^2) + (1 - alpha) * CE; alpha in [0, 1] (default 1, official)."""
 
     name = "mse"
+    short = "LMSE"
 
     def __init__(self, alpha: float = 1.0):
         alpha = check_unit("mse", "alpha", alpha)

@@ -35,6 +35,8 @@ from losses.base import (
     check_choice,
     check_int,
     check_nonnegative,
+    format_value,
+    loss_defaults,
 )
 
 NOISES = ("gaussian", "uniform")
@@ -139,6 +141,14 @@ class TALD(DistillLoss):
         loss = self.base(zs, zt, targets)
         self.terms = dict(self.base.terms)
         return loss
+
+    def label(self) -> str:
+        """'TALD <own non-default settings> on <base label>', e.g. 'TALD scale=0.5 on KL tau=4'."""
+        own = ("noise", "scale", "scale_mode", "schedule", "seed")
+        defaults = loss_defaults(type(self))
+        parts = ["TALD"] + [f"{k}={format_value(self.hparams[k])}" for k in own
+                            if k == "scale" or self.hparams[k] != defaults[k]]
+        return " ".join(parts + ["on", self.base.label()])
 
     # --------------------------------------------------------------- hooks
     def set_progress(self, p: float) -> None:

@@ -1,9 +1,17 @@
 """Shared command-line plumbing: one-line errors, key=value options."""
+import argparse
 import json
 import os
 import sys
 
 from common import UserError
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with a usage mistake as one line on stderr (exit 2), like every other user error."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {message} (see --help)\n")
 
 
 def parse_value(text: str):

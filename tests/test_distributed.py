@@ -73,7 +73,7 @@ def test_two_gloo_processes_equal_one_process(tmp_path, monkeypatch):
     monkeypatch.setenv("LOGIT_KD_RESULTS", str(one))
     monkeypatch.setenv("LOGIT_KD_DATA", str(tmp_path / "data"))
     teacher = train(teacher_config("synthetic", "cnn1d_teacher", recipe="smoke", dataset_options=DATA), quiet=True)
-    shutil.copytree(one / "teachers", two / "teachers")      # the same teacher for both (it has BatchNorm)
+    shutil.copytree(teacher.path, two / "runs" / teacher.path.name)   # the same teacher for both (it has BatchNorm)
     argv = ["--dataset", "synthetic", *sum((["--dataset-option", f"{k}={json.dumps(v)}"] for k, v in DATA.items()), []),
             "--model", "cnn1d_student", "--model-option", "length=24", "--recipe", "smoke", "--epochs", "2",
             "--batch-size", "32", "--teacher-run", teacher.config.run_id, "--loss", "ikl",
@@ -87,7 +87,7 @@ def test_two_gloo_processes_equal_one_process(tmp_path, monkeypatch):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("run directory:") == 1           # rank 0 alone prints
 
-    runs = list((two / "single" / "runs").iterdir())
+    runs = [r for r in (two / "runs").iterdir() if r.name != teacher.path.name]
     assert [r.name for r in runs] == [alone.path.name]          # one run directory, the same run id
     run = runs[0]
     summary = json.loads((run / "summary.json").read_text())

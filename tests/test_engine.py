@@ -50,7 +50,8 @@ def test_teacher_run_directory_holds_everything(results):
     summary = rd.summary()
     assert summary["final"]["test_top1"] == rows[-1]["test_top1"]
     assert summary["best"]["test_top1"] == max(r["test_top1"] for r in rows)
-    assert rd.path.parent.parent == results / "teachers"
+    assert rd.path.parent == results / "runs"          # the one run store
+    assert json.loads(rd.config_file.read_text())["experiment"] == "teachers"   # the tag
 
 
 def test_finished_run_is_skipped_and_force_redoes_it():
@@ -84,7 +85,7 @@ def test_group_equals_separate_runs(tmp_path, monkeypatch):
     # Same configs again, each alone, in a second results tree (the teacher copied over).
     other = tmp_path / "other"
     import shutil
-    shutil.copytree(t.path.parent.parent, other / "teachers")
+    shutil.copytree(t.path, other / "runs" / t.path.name)
     monkeypatch.setenv("LOGIT_KD_RESULTS", str(other))
     alone = [train(c, quiet=True).metrics() for c in configs]
     assert [comparable(r) for r in together] == [comparable(r) for r in alone]
