@@ -36,15 +36,17 @@ def mnist1d_args() -> dict:
     return args
 
 
-def _mnist1d_generate(args: dict) -> dict[str, np.ndarray]:
+def mnist1d_generate(args: dict, template: dict | None = None) -> dict[str, np.ndarray]:
     """Run mnist1d's generator in memory (its `get_dataset` would write to the cwd and
-    try the network). It reseeds the global numpy/random RNGs: restore them after."""
+    try the network), with its digit templates or `template` (a dict like its
+    `get_templates()`: x (K, 12), t (12,), y (K,)). It reseeds the global numpy/random
+    RNGs: restore them after."""
     from mnist1d.data import make_dataset
     from mnist1d.utils import ObjectView
 
     np_state, py_state = np.random.get_state(), random.getstate()
     try:
-        d = make_dataset(ObjectView(dict(args)))
+        d = make_dataset(ObjectView(dict(args)), template=template)
     finally:
         np.random.set_state(np_state)
         random.setstate(py_state)
@@ -65,6 +67,41 @@ def _save_npz_atomic(path: Path, arrays: dict) -> None:
         raise
 
 
+ARRAY_NAMES = ("x", "y", "x_test", "y_test")
+
+
+def load_or_generate(root: Path, name: str, key: dict, generate, meta: dict | None = None,
+                     names=ARRAY_NAMES) -> tuple[dict[str, np.ndarray], dict]:
+    """Arrays made by `generate()`, cached once per data root in root/<name>/<name>-<hash>.npz,
+    the hash (16 hex digits of sha256) over `key` (JSON, sorted keys: everything the arrays
+    depend on), the full key stored inside and checked on load. An unreadable or foreign
+    file is regenerated and overwritten; a read-only root only warns. Returns (arrays,
+    meta): `meta` plus "cache" (path or None), "generated" and, when generated,
+    "generation_seconds"."""
+    key_blob = json.dumps(key, sort_keys=True)
+    digest = hashlib.sha256(key_blob.encode()).hexdigest()[:16]
+    path = Path(root) / name / f"{name}-{digest}.npz"
+    meta = {"cache": str(path), **(meta or {})}
+    if path.exists():
+        try:
+            with np.load(path) as z:
+                if str(z["key"]) == key_blob:
+                    meta["generated"] = False
+                    return {k: z[k] for k in names}, meta
+        except (OSError, ValueError, KeyError):
+            pass  # unreadable or foreign: regenerate and overwrite
+    start = time.perf_counter()
+    arrays = generate()
+    meta["generated"] = True
+    meta["generation_seconds"] = round(time.perf_counter() - start, 2)
+    try:
+        _save_npz_atomic(path, {**{k: arrays[k] for k in names}, "key": np.array(key_blob)})
+    except OSError as e:  # a read-only data root: keep going, regenerate next time
+        warnings.warn(f"could not cache {name} at {path}: {e}")
+        meta["cache"] = None
+    return arrays, meta
+
+
 def load_mnist1d_arrays(root: Path) -> tuple[dict[str, np.ndarray], dict]:
     """The generated arrays, cached under root/mnist1d/ in a file keyed by the generator
     arguments and package version: generation (about 7 s) happens once per data root."""
@@ -72,28 +109,8 @@ def load_mnist1d_arrays(root: Path) -> tuple[dict[str, np.ndarray], dict]:
 
     args = mnist1d_args()
     pkg = version("mnist1d")
-    key_blob = json.dumps({"args": args, "mnist1d": pkg}, sort_keys=True)
-    key = hashlib.sha256(key_blob.encode()).hexdigest()[:16]
-    path = Path(root) / "mnist1d" / f"mnist1d-{key}.npz"
-    meta = {"cache": str(path), "generator_args": args, "mnist1d_version": pkg}
-    if path.exists():
-        try:
-            with np.load(path) as z:
-                if str(z["key"]) == key_blob:
-                    meta["generated"] = False
-                    return {k: z[k] for k in ("x", "y", "x_test", "y_test")}, meta
-        except (OSError, ValueError, KeyError):
-            pass  # unreadable or foreign: regenerate and overwrite
-    start = time.perf_counter()
-    arrays = _mnist1d_generate(args)
-    meta["generated"] = True
-    meta["generation_seconds"] = round(time.perf_counter() - start, 2)
-    try:
-        _save_npz_atomic(path, {**arrays, "key": np.array(key_blob)})
-    except OSError as e:  # a read-only data root: keep going, regenerate next time
-        warnings.warn(f"could not cache mnist1d at {path}: {e}")
-        meta["cache"] = None
-    return arrays, meta
+    return load_or_generate(root, "mnist1d", {"args": args, "mnist1d": pkg}, lambda: mnist1d_generate(args),
+                            meta={"generator_args": args, "mnist1d_version": pkg})
 
 
 @DATASETS.register("mnist1d")

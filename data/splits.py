@@ -69,6 +69,9 @@ def _chunks(order: torch.Tensor, batch_size: int, drop_last: bool) -> Iterator[t
         yield order[start:start + batch_size]
 
 
+KEEP = object()   # `ArraySplit.subset(augment=KEEP)`: keep the split's own augmentation
+
+
 class ArraySplit:
     """A split held in memory as tensors.
 
@@ -141,6 +144,13 @@ class ArraySplit:
         other = copy.copy(self)
         other.y = _check_labels(new_labels, len(self)).to(self.device)
         return other
+
+    def subset(self, index, augment=KEEP) -> "ArraySplit":
+        """The samples `index` (a copy of their rows, renumbered 0 .. len(index) - 1), with the
+        same normalisation and this split's augmentation (or `augment`, e.g. None)."""
+        index = torch.as_tensor(index, dtype=torch.long).to(self.device)
+        aug = self.augment if augment is KEEP else augment
+        return ArraySplit(self.x[index], self.y[index], aug, self.mean_values, self.std_values)
 
     def to(self, device) -> "ArraySplit":
         """Move x, y and the normalisation constants (in place; returns self)."""
