@@ -1,44 +1,32 @@
 """Paper 1: Kim, Oh, Kim, Cho, Yun, "Comparing Kullback-Leibler Divergence and Mean Squared
 Error Loss in Knowledge Distillation", IJCAI 2021 (arXiv 2105.08919; code jhoon-oh/kd_data).
 
-What it rebuilds (facts and reported numbers: /work/shared/papers.md, paper 1):
+What it rebuilds (facts and reported numbers: docs/papers.md, reproduce/numbers/kl_vs_mse.csv):
 - `tau-sweep`: supplement Table 12 (student test top-1 over tau in {0.5, 1, 3, 5, 20, inf} x
   alpha in {0.1, 0.5, 0.9, 1.0}, WRN-28-4 -> WRN-16-2, CIFAR-100) and its tau figure, plus the
   LMSE and CE-only students and the teacher; at paper scale also the LMSE-vs-KL table for the
-  students WRN-16-4 and WRN-28-2 (KL tau 20 against LMSE against CE).
+  students WRN-16-4 and WRN-28-2.
 - `logit-matching`: the student-teacher logit distance ||z_s - z_t|| and its mean-shift part
-  |mean_j (z_s - z_t)| (delta_inf) against tau, on the test set of the saved runs; and an exact
-  check, on real logits, that the gradient of `kl` tends to the closed-form tau -> inf limit
+  |mean_j (z_s - z_t)| (delta_inf) against tau, on the test set of the saved runs; and a check,
+  on real logits, that the gradient of `kl` converges to the closed-form tau -> inf limit
   (1/C)(d - mean d) and, rescaled by 1/tau, to argmax (label) matching as tau -> 0.
 - `features`: penultimate representations of teacher, CE, KL at small and large tau, and LMSE:
   feature norms, PCA of a fixed test subset coloured by class, class-cluster spread.
 - `label-noise`: teacher and students trained on corrupted labels. OUR ASSUMPTION (the paper
   publishes no noise protocol): symmetric noise at 0.2 / 0.4 / 0.6 (uniform over the other
-  classes) and asymmetric 0.4 (class c -> c + 1 mod C), corruption seed 0; rate 0 is the clean
-  sweep; students KL tau in {0.5, 1, 3, 20}, LMSE, CE; clean test accuracy.
-- `sequential`: big -> middle -> small with every order of KL (tau 3, as the paper's
-  sequential numbers) and LMSE, a CE-trained middle as teacher, against direct distillation
-  (our design: the paper publishes no code for it).
-- `analyze`: rebuilds every table, figure and the claims table from run directories only.
-- `teachers`: trains the teachers a profile needs (clean, noisy, the CE-trained middle).
-- `all`: everything above, training what is missing, then `analyze`.
+  classes) and asymmetric 0.4 (class c -> c + 1 mod C), corruption seed 0; students KL tau in
+  {0.5, 1, 3, 20}, LMSE, CE; clean test accuracy.
+- `sequential`: big -> middle -> small with every order of KL (tau 3, as the paper's sequential
+  numbers) and LMSE, a CE-trained middle as teacher, against direct distillation (our design).
+- `teachers`, `analyze`, `all`: the shared runner's commands (reproduce/runner.py).
 
-Profiles (`--profile`, reproduce/profiles.py):
-- `paper`: CIFAR-100, WRN-28-4 -> WRN-16-2 (middle WRN-16-4; extra students WRN-16-4, WRN-28-2),
-  the official recipe (200 epochs, SGD nesterov 0.1, x0.1 at 100/150, batch 128), seed 9999,
-  full alpha grid. For a GPU with CIFAR-100 under --data-root (`--dry-run` works without it).
-- `mini` (default): mnist1d (1000 training samples), 88.8k-param CNN -> 6.5k-param CNN (middle
-  22.9k), seeds 0, 1, 2; cut for a ~30-minute run on 2 cores: alpha = 1 only (the paper's main
-  setting; the alpha grid is paper-only), label-noise students at tau in {0.5, 3, 20}, no extra
-  student models. One teacher per label-noise setting and one middle per sequential path (seed 0),
-  three student seeds each. 110 runs; measured 34 min wall (56 CPU-min) with 2 processes.
-- `smoke`: synthetic data, 2 epochs, for the tests; numbers mean nothing.
-Every student of seed s distils from the teacher of the profile's first seed (0 mini, 9999 paper).
-
-Outputs: run directories in results/kl_vs_mse/runs/<run-id>/ (teachers in results/teachers/;
-the run id holds the data set, so profiles coexist); tables (.md + .csv), figures (.png) and
-claims.md in results/kl_vs_mse/<profile>/ ($LOGIT_KD_RESULTS overrides `results`). The
-committed mini outputs are in results/kl_vs_mse/mini/.
+Profiles: `paper` (CIFAR-100, WRN-28-4 -> WRN-16-2, middle WRN-16-4, extra students WRN-16-4 and
+WRN-28-2, the official recipe: 200 epochs, SGD nesterov 0.1, x0.1 at 100/150, batch 128, seed
+9999, full alpha grid; a GPU with CIFAR-100, `--dry-run` works without it); `mini` (default:
+mnist1d with 1000 training signals, 88.8k-param CNN -> 6.5k-param CNN, middle 22.9k, seeds 0 1 2,
+alpha = 1 only, label-noise students at tau in {0.5, 3, 20}); `smoke` (tests). Every student of
+seed s distils from the teacher of the profile's first seed. Outputs: results/kl_vs_mse/<profile>/;
+the committed mini outputs and their reading: results/kl_vs_mse/README.md.
 
     python -m reproduce.kl_vs_mse all                      # mini, every experiment (make kl-vs-mse)
     python -m reproduce.kl_vs_mse tau-sweep --profile paper --data-root /data --dry-run
@@ -46,418 +34,443 @@ committed mini outputs are in results/kl_vs_mse/mini/.
 """
 from __future__ import annotations
 
-import argparse
-import math
-import os
-import time
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
-from engine import LabelNoise, RunConfig, RunDir, make_config, teacher_config, train_group
-from engine.rundir import results_root
-from engine.sweep import run_parallel, schedule
-from reproduce.cli import main_guard, threads_per_process
-from reproduce.profiles import Profile, get_profile
+from engine import LabelNoise
+from losses import loss_label
+from reproduce.plan import (CLEAN, INF, NOT_REPORTED, Best, Claim, Figure, PaperNumber as P, Plan, Runs, Section,
+                            Table, cell, fmt_tau, kl_hparams)
+from reproduce.profiles import MINI, SMOKE, Profile
+from reproduce.runner import Experiment, paper_main
 
-EXPERIMENT = "kl_vs_mse"
-INF = float("inf")
-CLEAN = LabelNoise()
-EXPERIMENTS = ("tau-sweep", "logit-matching", "features", "label-noise", "sequential")
-COMMANDS = ("teachers", *EXPERIMENTS, "analyze", "all")
+NAME = "kl_vs_mse"
+PAPER_PROFILE = Profile(
+    name="paper", dataset="cifar100", teacher_recipe="kl_vs_mse_cifar", student_recipe="kl_vs_mse_cifar",
+    seeds=(9999,), dataset_options={"norm": "kd_data"}, device="gpu",
+    note="paper 1 official setting: CIFAR-100, WRN-28-4 -> WRN-16-2, 200 epochs, seed 9999")
 
 
 @dataclass(frozen=True)
-class Plan:
+class Grid:
     """Which runs each experiment needs at one profile (the paper's grid or our mini choices)."""
+    teacher: str
+    student: str
+    middle: str                     # sequential distillation's middle model
     taus: tuple                     # KL temperatures of the sweep
     alphas: tuple                   # KL share alpha (1 - alpha on CE); 1.0 = KL only, the paper's main runs
     feature_taus: tuple             # KL taus shown in the feature figure: (small, large, inf)
     noise: tuple                    # ((kind, rate), ...) corrupted-label settings: OUR ASSUMPTION
     noise_taus: tuple               # KL taus of the label-noise experiment
-    seq_tau: float = 3.0            # KL tau of sequential distillation (paper's sequential numbers use 3)
+    seq_tau: float = 3.0            # KL tau of sequential distillation (the paper's sequential numbers use 3)
     extra_students: tuple = ()      # other student models for the LMSE-vs-KL table
     extra_taus: tuple = ()          # KL taus for those students
-    note: str = ""                  # what this plan cuts relative to the paper (goes into captions)
+    note: str = ""                  # what this grid cuts relative to the paper (goes into captions)
 
 
 NOISE_ASSUMPTION = (("symmetric", 0.2), ("symmetric", 0.4), ("symmetric", 0.6), ("asymmetric", 0.4))
-PLANS = {
-    "paper": Plan(taus=(0.5, 1.0, 3.0, 5.0, 20.0, INF), alphas=(0.1, 0.5, 0.9, 1.0),
+TAUS = (0.5, 1.0, 3.0, 5.0, 20.0, INF)
+MINI_MODELS = dict(teacher="cnn1d_teacher", student="cnn1d_student", middle="cnn1d_medium")
+GRIDS = {
+    "paper": Grid("wrn_28_4", "wrn_16_2", "wrn_16_4", taus=TAUS, alphas=(0.1, 0.5, 0.9, 1.0),
                   feature_taus=(1.0, 20.0, INF), noise=NOISE_ASSUMPTION, noise_taus=(0.5, 1.0, 3.0, 20.0),
                   extra_students=("wrn_16_4", "wrn_28_2"), extra_taus=(20.0,),
                   note="paper grid: tau x alpha as supplement Table 12."),
-    "mini": Plan(taus=(0.5, 1.0, 3.0, 5.0, 20.0, INF), alphas=(1.0,),
-                 feature_taus=(1.0, 20.0, INF), noise=NOISE_ASSUMPTION, noise_taus=(0.5, 3.0, 20.0),
+    "mini": Grid(**MINI_MODELS, taus=TAUS, alphas=(1.0,), feature_taus=(1.0, 20.0, INF), noise=NOISE_ASSUMPTION,
+                 noise_taus=(0.5, 3.0, 20.0),
                  note="mini: alpha = 1 only (the paper's main setting; its alpha grid 0.1/0.5/0.9 is run at "
                       "paper scale only); no extra student models; label noise with KL tau in {0.5, 3, 20} "
                       "(tau = 1 cut for time)."),
-    "smoke": Plan(taus=(0.5, 1.0, 20.0, INF), alphas=(1.0, 0.5), feature_taus=(1.0, 20.0, INF),
+    "smoke": Grid(**MINI_MODELS, taus=(0.5, 1.0, 20.0, INF), alphas=(1.0, 0.5), feature_taus=(1.0, 20.0, INF),
                   noise=(("symmetric", 0.4), ("asymmetric", 0.4)), noise_taus=(0.5, 20.0),
                   extra_students=("cnn1d_medium",), extra_taus=(3.0,), note="smoke: tests only."),
 }
-
-# --- cost model for --dry-run ------------------------------------------------------------
-# mini: seconds per epoch per run, measured in the full mini run on this project's 2-core CPU
-# machine (2026-11-29, torch 2.14.1, fp32, two processes of one thread; results/kl_vs_mse/mini/
-# timings.csv), including the test evaluation (every epoch for teachers, every 5th + the last
-# 10 for students: recipe eval_every); the teacher forward on the training batches is paid once
-# per group.
-MINI_EPOCH_S = {"cnn1d_teacher": 1.0, "cnn1d_medium": 0.22, "cnn1d_student": 0.067}
-MINI_TEACHER_FORWARD_S = {"cnn1d_teacher": 0.08, "cnn1d_medium": 0.04, "cnn1d_student": 0.01}
-# paper: ASSUMED training throughput in images/s on one A100-class GPU (fp32/TF32, batch 128),
-# not measured here; evaluation and the teacher forward at 3x that rate.
-PAPER_TRAIN_IMG_S = {"wrn_28_4": 4000, "wrn_16_4": 6000, "wrn_28_2": 7000, "wrn_16_2": 12000}
-CIFAR_TRAIN, CIFAR_TEST = 50_000, 10_000
+PAPER_SETTING = "CIFAR-100, WRN-28-4 -> WRN-16-2"
+STATISTIC = "final epoch (paper 1 reports the last epoch)"
+LMSE_CLAIM = P(text="best (no number)", unverified=True)
+DEMO_TAUS = (1.0, 3.0, 20.0, INF)
 
 
-def cost_note(profile: str) -> str:
-    if profile == "paper":
-        return ("GPU-hours from ASSUMED training throughputs on one A100-class GPU (images/s: "
-                + ", ".join(f"{m} {v}" for m, v in PAPER_TRAIN_IMG_S.items())
-                + "; eval and teacher forward at 3x), not measured")
-    if profile == "mini":
-        return ("CPU-minutes from per-epoch times measured on a 2-core CPU (one process per core; s/epoch: "
-                + ", ".join(f"{m} {v}" for m, v in MINI_EPOCH_S.items()) + "; teacher forward per group "
-                + ", ".join(f"{m} {v}" for m, v in MINI_TEACHER_FORWARD_S.items()) + ")")
-    return "smoke: seconds"
+def tau_key(tau: float) -> str:
+    return fmt_tau(tau)
 
 
-# --- the runs ----------------------------------------------------------------------------
-@dataclass
-class Builder:
-    """Makes the RunConfigs of paper 1's experiments at one profile; the analysis uses the same
-    builder to know which run ids make which table cell."""
-    profile: Profile
-    plan: Plan
-    seeds: tuple
-    experiment: str = EXPERIMENT
-    labels: dict = field(default_factory=dict)      # run id -> short human label (dry-run listing)
+def grid_number(tau: float, alpha: float) -> P:
+    """The paper's supp. Table 12 number for (tau, alpha), or none (tau 0.5 is not in it)."""
+    return P(f"t12.tau{tau_key(tau)}.a{alpha:g}") if tau in TAUS[1:] else NOT_REPORTED
 
-    @property
-    def teacher_seed(self) -> int:
-        return self.profile.seeds[0]
 
-    def model_options(self, model: str) -> dict:
-        return dict(self.profile.student_options) if model == self.profile.student else {}
+def noise_label(noise: LabelNoise) -> str:
+    return "clean" if noise.tag == "clean" else f"{noise.kind} {noise.rate:g}"
 
-    def teacher(self, noise: LabelNoise = CLEAN, model: str | None = None) -> RunConfig:
-        """A CE teacher in the teacher store (the big model, or the middle one)."""
-        p = self.profile
-        model = model or p.teacher
-        cfg = teacher_config(p.dataset, model, seed=self.teacher_seed, recipe=p.teacher_recipe,
-                             recipe_overrides=p.recipe_overrides or None, dataset_options=p.dataset_options,
-                             model_options=self.model_options(model) or None, label_noise=noise)
-        self.labels[cfg.run_id] = f"teacher {model} (CE, {noise.tag}, seed {self.teacher_seed})"
-        return cfg
 
-    def student(self, loss: str, seed: int, *, tau: float | None = None, alpha: float = 1.0,
-                teacher: RunConfig | None = None, model: str | None = None,
-                noise: LabelNoise = CLEAN) -> RunConfig:
-        """A student run. `ce` has no teacher (the CE-only baseline); `kl` and `mse` distil from
-        `teacher` (default: the clean big teacher). Hyperparameters at their defaults are left
-        out of the config (alpha = 1), so equal runs of other scripts get the same run id."""
-        p = self.profile
-        model = model or p.student
-        hp = {}
-        if loss == "kl":
-            hp = {"tau": float(tau)} | ({} if alpha == 1.0 else {"alpha": float(alpha)})
-        teachers = ()
-        if loss != "ce":
-            teacher = teacher or self.teacher(noise)
-            teachers = (teacher.run_id,)
-        cfg = make_config(self.experiment, p.dataset, model, loss=loss, loss_hparams=hp, teachers=teachers,
-                          recipe=p.student_recipe, recipe_overrides=p.recipe_overrides or None, seed=seed,
-                          dataset_options=p.dataset_options, model_options=self.model_options(model) or None,
-                          label_noise=noise)
-        src = "" if not teachers else f" <- {self.labels.get(teachers[0], teachers[0])}"
-        self.labels[cfg.run_id] = f"{model} {loss_label(loss, tau, alpha)} seed {seed}{src}"
-        return cfg
+class Paper1:
+    """The tables and claims of paper 1 at one profile."""
 
-    # Rows of the experiments: label -> {seed: config}
-    def sweep_rows(self, model: str | None = None, noise: LabelNoise = CLEAN, taus=None, alphas=None) -> dict:
+    def __init__(self, profile: Profile, seeds: tuple):
+        self.p, self.g, self.seeds = profile, GRIDS.get(profile.name) or GRIDS["mini"], seeds
+        self.runs = Runs(profile, seeds, NAME)
+
+    # --- runs ----------------------------------------------------------------------------
+    def teacher(self, noise=CLEAN, model=None):
+        return self.runs.teacher(model or self.g.teacher, noise)
+
+    def student(self, loss, seed, *, tau=None, alpha=1.0, teacher=None, model=None, noise=CLEAN):
+        teacher = None if loss == "ce" else (teacher or self.teacher(noise))
+        return self.runs.student(model or self.g.student, loss, seed, teachers=() if teacher is None else teacher,
+                                 hparams=kl_hparams(tau, alpha) if loss == "kl" else None, noise=noise)
+
+    def sweep_rows(self, model=None, noise=CLEAN, taus=None, alphas=(1.0,)) -> dict:
+        """label -> {seed: config}: CE, KL at each (alpha, tau), LMSE."""
         teacher = self.teacher(noise)
         rows = {"CE": {s: self.student("ce", s, model=model, noise=noise) for s in self.seeds}}
-        for alpha in (alphas if alphas is not None else (1.0,)):
-            for tau in (taus if taus is not None else self.plan.taus):
-                rows[loss_label("kl", tau, alpha)] = {
+        for alpha in alphas:
+            for tau in (taus if taus is not None else self.g.taus):
+                rows[loss_label("kl", kl_hparams(tau, alpha))] = {
                     s: self.student("kl", s, tau=tau, alpha=alpha, teacher=teacher, model=model, noise=noise)
                     for s in self.seeds}
         rows["LMSE"] = {s: self.student("mse", s, teacher=teacher, model=model, noise=noise) for s in self.seeds}
         return rows
 
-    def noise_settings(self) -> list[LabelNoise]:
-        return [CLEAN] + [LabelNoise(kind, rate, 0) for kind, rate in self.plan.noise]
+    def noise_settings(self) -> list:
+        return [CLEAN] + [LabelNoise(kind, rate, 0) for kind, rate in self.g.noise]
 
-    def sequential_rows(self) -> dict:
-        """label -> {seed: config}; the middles first (rows prefixed 'middle'). Each middle is one run
-        (seed = the teacher's), like the big teacher: students of every seed learn from it."""
-        big, mid, tau, ts = self.teacher(), self.profile.middle, self.plan.seq_tau, self.teacher_seed
-        mid_ce = self.teacher(model=mid)
-        rows = {f"middle {mid}: CE (teacher recipe)": {s: mid_ce for s in self.seeds}}
-        middles = {}
-        for loss in ("kl", "mse"):
-            m = self.student(loss, ts, tau=tau if loss == "kl" else None, teacher=big, model=mid)
-            middles[loss] = m
-            rows[f"middle {mid}: T -{loss_label(loss, tau)}-> M"] = {s: m for s in self.seeds}
-        for loss in ("kl", "mse"):
-            t = tau if loss == "kl" else None
-            rows[f"T -{loss_label(loss, tau)}-> S (direct)"] = {s: self.student(loss, s, tau=t, teacher=big)
-                                                             for s in self.seeds}
-        for loss in ("kl", "mse"):
-            t = tau if loss == "kl" else None
-            rows[f"M(CE) -{loss_label(loss, tau)}-> S"] = {s: self.student(loss, s, tau=t, teacher=mid_ce)
-                                                          for s in self.seeds}
-        for first in ("kl", "mse"):
-            for second in ("kl", "mse"):
-                t = tau if second == "kl" else None
-                rows[f"T -{loss_label(first, tau)}-> M -{loss_label(second, tau)}-> S"] = {
-                    s: self.student(second, s, tau=t, teacher=middles[first]) for s in self.seeds}
+    def all_seeds(self, config) -> dict:
+        return {s: config for s in self.seeds}
+
+    def caption_setting(self) -> str:
+        return (f"Ours: {self.p.dataset} ({self.p.note}); teacher {self.g.teacher} (seed {self.runs.teacher_seed}), "
+                f"student {self.g.student}.")
+
+    def table(self, name, what, columns, rows, note="", **kw) -> Table:
+        return Table(name, f"{what} {self.caption_setting()}", tuple(columns), tuple(rows), note=note,
+                     statistic=STATISTIC, **kw)
+
+    # --- tau sweep -----------------------------------------------------------------------
+    def paper_value(self, c) -> P:
+        if c.loss == "ce":
+            return P("ce.wrn_16_2")
+        if c.loss == "mse":
+            return LMSE_CLAIM
+        return grid_number(c.loss_hparams["tau"], c.loss_hparams.get("alpha", 1.0))
+
+    def tau_sweep_table(self, rows, name="tau_sweep", note="") -> Table:
+        paper_col = f"paper test top-1 % ({PAPER_SETTING})"
+        cols = ["row", "loss", "tau", "alpha", "test top-1 % (ours)", paper_col, "agreement with teacher % (ours)",
+                "train top-1 % (ours)", "paper train top-1 %"]
+        teacher = self.teacher()
+        out = [{"row": f"teacher {teacher.model}", "loss": "CE", "test top-1 % (ours)": cell([teacher]),
+                paper_col: NOT_REPORTED, "train top-1 % (ours)": cell([teacher], "final_train_top1"),
+                "paper train top-1 %": NOT_REPORTED}]
+        for label, per_seed in rows.items():
+            c = per_seed[self.seeds[0]]
+            kl = c.loss == "kl"
+            tau, alpha = c.loss_hparams.get("tau"), c.loss_hparams.get("alpha", 1.0)
+            train = P(f"train.tau{tau_key(tau)}") if kl and alpha == 1.0 and tau in TAUS[1:] else NOT_REPORTED
+            out.append({"row": f"student {c.model}: {label}", "loss": c.loss, "tau": fmt_tau(tau) if kl else "",
+                        "alpha": f"{alpha:g}" if kl else "", "test top-1 % (ours)": cell(per_seed),
+                        paper_col: self.paper_value(c),
+                        "agreement with teacher % (ours)": cell(per_seed, "final_agree_top1") if c.loss != "ce" else "",
+                        "train top-1 % (ours)": cell(per_seed, "final_train_top1"), "paper train top-1 %": train})
+        return self.table(name, "Paper 1 supp. Table 12 and tau figure: student test top-1 against the KL temperature, "
+                                "with the CE-only and LMSE students.", cols, out,
+                          note=(f"{self.g.note} The paper column is CIFAR-100 (another task and scale): compare "
+                                "orderings, not values. Train top-1 (ours) is the last epoch's running accuracy on "
+                                "augmented batches; tau=0.5 and LMSE have no transcribed paper number. " + note).strip())
+
+    def tau_sweep_figure(self, rows, name="tau_sweep") -> Figure:
+        kl = [(r[self.seeds[0]].loss_hparams["tau"], r) for r in rows.values()
+              if r[self.seeds[0]].loss == "kl" and r[self.seeds[0]].loss_hparams.get("alpha", 1.0) == 1.0]
+
+        def metrics(r):
+            return {"acc": cell(r), "logit_dist": cell(r, "final_logit_dist", 3),
+                    "mean_shift": cell(r, "final_mean_shift", 3)}
+
+        return Figure(name, "tau_sweep", {
+            "kl": [{"tau": t, **metrics(r)} for t, r in kl], "ce": cell(rows["CE"]), "lmse": metrics(rows["LMSE"]),
+            "teacher": cell([self.teacher()]), "dataset": self.p.dataset, "setting": PAPER_SETTING,
+            "paper_kl": [{"tau": t, "value": P(f"t12.tau{tau_key(t)}.a1")} for t in TAUS[1:]],
+            "paper_ce": P("ce.wrn_16_2")})
+
+    def tau_alpha_grid(self, rows) -> Table:
+        kls = [r[self.seeds[0]] for r in rows.values() if r[self.seeds[0]].loss == "kl"]
+        alphas = sorted({c.loss_hparams.get("alpha", 1.0) for c in kls})
+        taus = sorted({c.loss_hparams["tau"] for c in kls})
+        by_key = {(r[self.seeds[0]].loss_hparams["tau"], r[self.seeds[0]].loss_hparams.get("alpha", 1.0)): r
+                  for r in rows.values() if r[self.seeds[0]].loss == "kl"}
+        out = []
+        for tau in taus:
+            row = {"tau": fmt_tau(tau)}
+            for a in alphas:
+                row[f"alpha={a:g} ours"] = cell(by_key[(tau, a)])
+                row[f"alpha={a:g} paper"] = grid_number(tau, a)
+            out.append(row)
+        cols = ["tau"] + [f"alpha={a:g} ours" for a in alphas] + [f"alpha={a:g} paper" for a in alphas]
+        return self.table("tau_alpha_grid", "Paper 1 supp. Table 12 as a grid: KL student test top-1 %, rows tau, "
+                                            f"columns alpha (paper: {PAPER_SETTING}).", cols, out,
+                          note="alpha weighs KL against (1 - alpha) CE.")
+
+    def students_table(self) -> Table:
+        cols = ["student", "CE ours", "CE paper"]
+        for tau in self.g.extra_taus:
+            cols += [f"KL tau={fmt_tau(tau)} ours", f"KL tau={fmt_tau(tau)} paper"]
+        cols += ["LMSE ours", "LMSE paper"]
+        out = []
+        for model in (self.g.student, *self.g.extra_students):
+            rows = self.sweep_rows(model=model, taus=self.g.extra_taus)
+            known = model in ("wrn_16_2", "wrn_16_4", "wrn_28_2")
+            r = {"student": model, "CE ours": cell(rows["CE"]), "CE paper": P(f"ce.{model}") if known else NOT_REPORTED,
+                 "LMSE ours": cell(rows["LMSE"]), "LMSE paper": LMSE_CLAIM}
+            for tau in self.g.extra_taus:
+                r[f"KL tau={fmt_tau(tau)} ours"] = cell(rows[loss_label("kl", kl_hparams(tau))])
+                r[f"KL tau={fmt_tau(tau)} paper"] = P(f"kl20.{model}") if known and tau == 20.0 else NOT_REPORTED
+            out.append(r)
+        return self.table("students", f"Paper 1 LMSE vs KL across students (teacher {self.g.teacher}), test top-1 %.",
+                          cols, out, note="Paper: CIFAR-100, teacher WRN-28-4; KL at alpha = 1.")
+
+    def tau_sweep(self) -> Section:
+        rows = self.sweep_rows(alphas=self.g.alphas)
+        tables = [self.tau_sweep_table(rows)]
+        if len(self.g.alphas) > 1:
+            tables.append(self.tau_alpha_grid(rows))
+        if self.g.extra_students:
+            tables.append(self.students_table())
+        return Section("tau-sweep", tuple(tables), (self.tau_sweep_figure(rows),), runs=(self.teacher(),))
+
+    # --- logit matching ------------------------------------------------------------------
+    LOGIT_METRICS = [("final_logit_dist", "‖z_s − z_t‖ (mean over test)"),
+                     ("final_mean_shift", "|mean_j(z_s − z_t)| (δ∞ part)"),
+                     ("final_centered_mse", "centred MSE (what τ=∞ matches)"),
+                     ("final_logit_mse", "logit MSE (what LMSE matches)"),
+                     ("final_agree_top1", "agreement with teacher %"),
+                     ("final_logit_norm", "student ‖z_s‖")]
+
+    def logit_matching(self) -> Section:
+        rows, teacher = self.sweep_rows(), self.teacher()
+        out = []
+        for label, per_seed in rows.items():
+            c = per_seed[self.seeds[0]]
+            r = {"row": label, "loss": c.loss, "tau": fmt_tau(c.loss_hparams["tau"]) if c.loss == "kl" else ""}
+            for metric, col in self.LOGIT_METRICS:
+                # the CE student never saw the teacher: its agreement comes from the saved test logits
+                r[col] = (cell(per_seed, f"agreement:{metric.removeprefix('final_')}", 3, against=teacher)
+                          if c.loss == "ce" else cell(per_seed, metric, 3))
+            out.append(r)
+        table = self.table(
+            "logit_matching", "Paper 1 logit matching: as τ grows the KL student's logits approach the teacher's up "
+            "to a per-sample shift of their mean (δ∞); LMSE matches them exactly. Test set, final epoch.",
+            ["row", "loss", "tau"] + [col for _, col in self.LOGIT_METRICS], out, kind="logit_matching",
+            data={"teacher": teacher},
+            note="Teacher logit norm ‖z_t‖ = {teacher_logit_norm}. The CE student's values are computed from its saved "
+                 "test logits against the teacher's. The paper shows this as a figure (no numbers transcribed).")
+        return Section("logit-matching", (table, self.gradient_check()), runs=(teacher,))
+
+    def gradient_check(self) -> Table:
+        rows = self.sweep_rows()
+        preferred = [loss_label("kl", kl_hparams(1.0)), loss_label("kl", kl_hparams(3.0)), "LMSE"]
+        order = [lab for lab in preferred if lab in rows] + [lab for lab in rows if lab not in preferred]
+        candidates = [{"run": c, "label": lab, "seed": c.seed} for lab in order for c in rows[lab].values()]
+        return Table("gradient_check", "", kind="gradient_check", data={"candidates": candidates})
+
+    # --- features --------------------------------------------------------------------------
+    def feature_rows(self) -> dict:
+        sweep = self.sweep_rows(taus=self.g.feature_taus)
+        teacher = self.teacher()
+        rows = {f"teacher {teacher.model}": self.all_seeds(teacher), "CE": sweep["CE"]}
+        for tau in self.g.feature_taus:
+            rows[loss_label("kl", kl_hparams(tau))] = sweep[loss_label("kl", kl_hparams(tau))]
+        rows["LMSE"] = sweep["LMSE"]
         return rows
 
-    def runs(self, experiment: str) -> list[RunConfig]:
-        """Every config one experiment needs (teachers included), in no particular order."""
-        plan, out = self.plan, []
+    def features(self) -> Section:
+        rows = self.feature_rows()
+        out = [{"row": label, "feature dim": cell(per_seed, "feature_dim", reduce="first"),
+                "feature norm": cell(per_seed, "final_feature_norm", 3),
+                "cluster spread (within / between)": cell(per_seed, "cluster_spread", 3),
+                "test top-1 %": cell(per_seed)} for label, per_seed in rows.items()]
+        table = self.table(
+            "features", "Paper 1 penultimate representations: feature norm and class-cluster spread of teacher and "
+            "students.", ["row", "feature dim", "feature norm", "cluster spread (within / between)", "test top-1 %"],
+            out, note="Feature norm: mean ‖h‖ over the test set. Spread: mean distance to the class centroid / mean "
+                      "distance between class centroids, on the first 2000 test samples (whose features each run "
+                      "saves; scale-free; lower = tighter clusters). Paper (seed summary, [unverified]): KL's δ∞ term "
+                      "over-expands the penultimate representation and spreads class clusters, LMSE keeps the "
+                      "teacher's cluster structure. The teacher is one run.")
+        figure = Figure("features", "features", {"seed": self.seeds[0], "panels": [
+            {"label": label, "run": per_seed[self.seeds[0]]} for label, per_seed in rows.items()]})
+        return Section("features", (table,), (figure,), runs=(self.teacher(),))
 
-        def add(rows):
-            for per_seed in rows.values():
-                out.extend(per_seed.values())
+    # --- label noise ---------------------------------------------------------------------
+    def noise_grid(self) -> dict:
+        """{row label: {noise tag: per_seed}}, teacher row first."""
+        grid = {}
+        for noise in self.noise_settings():
+            grid.setdefault("teacher", {})[noise.tag] = self.all_seeds(self.teacher(noise))
+            for label, per_seed in self.sweep_rows(noise=noise, taus=self.g.noise_taus).items():
+                grid.setdefault(label, {})[noise.tag] = per_seed
+        return grid
 
-        if experiment == "teachers":
-            out += [self.teacher(n) for n in self.noise_settings()] + [self.teacher(model=self.profile.middle)]
-        elif experiment in ("tau-sweep", "logit-matching"):
-            out.append(self.teacher())
-            add(self.sweep_rows(alphas=plan.alphas if experiment == "tau-sweep" else (1.0,)))
-            if experiment == "tau-sweep":
-                for model in plan.extra_students:
-                    add(self.sweep_rows(model=model, taus=plan.extra_taus))
-        elif experiment == "features":
-            out.append(self.teacher())
-            add(self.sweep_rows(taus=plan.feature_taus))
-        elif experiment == "label-noise":
-            for noise in self.noise_settings():
-                out.append(self.teacher(noise))
-                add(self.sweep_rows(noise=noise, taus=plan.noise_taus))
-        elif experiment == "sequential":
-            out.append(self.teacher())
-            add(self.sequential_rows())
+    def label_noise(self) -> Section:
+        settings, grid = self.noise_settings(), self.noise_grid()
+        out = [{"row": label, **{noise_label(n): cell(by_noise[n.tag]) for n in settings}}
+               for label, by_noise in grid.items()]
+        table = self.table(
+            "label_noise", "Paper 1 noisy labels: clean test top-1 % of teacher and students trained on corrupted "
+            "labels.", ["row"] + [noise_label(n) for n in settings], out,
+            note="OUR ASSUMPTION (the paper publishes no protocol): symmetric noise flips a label to a uniformly drawn "
+                 "other class, asymmetric maps class c -> c + 1 mod C; corruption seed 0; teacher and students see the "
+                 "same corrupted labels; one teacher per setting (one run), students on every seed. Paper "
+                 "([unverified], no numbers): KL with small τ (best at τ = 0.5) beats LMSE under noise.")
+        figure = Figure("label_noise", "label_noise", {
+            "settings": [{"kind": n.kind, "rate": n.rate, "tag": n.tag} for n in settings],
+            "grid": {label: {tag: cell(per_seed) for tag, per_seed in by_noise.items()} for label, by_noise in grid.items()},
+            "noise_taus": len(self.g.noise_taus)})
+        return Section("label-noise", (table,), (figure,), runs=tuple(self.teacher(n) for n in settings))
+
+    # --- sequential ----------------------------------------------------------------------
+    def sequential_rows(self) -> dict:
+        """label -> {seed: config}; the middles first. Each middle is one run (seed = the
+        teacher's), like the big teacher: students of every seed learn from it."""
+        big, mid, tau, ts = self.teacher(), self.g.middle, self.g.seq_tau, self.runs.teacher_seed
+        kl = loss_label("kl", kl_hparams(tau))
+        name = {"kl": kl, "mse": "LMSE"}
+        t = {"kl": tau, "mse": None}
+        mid_ce = self.teacher(model=mid)
+        rows = {f"middle {mid}: CE (teacher recipe)": self.all_seeds(mid_ce)}
+        middles = {}
+        for loss in ("kl", "mse"):
+            middles[loss] = self.student(loss, ts, tau=t[loss], teacher=big, model=mid)
+            rows[f"middle {mid}: T -{name[loss]}-> M"] = self.all_seeds(middles[loss])
+        for loss in ("kl", "mse"):
+            rows[f"T -{name[loss]}-> S (direct)"] = {s: self.student(loss, s, tau=t[loss], teacher=big) for s in self.seeds}
+        for loss in ("kl", "mse"):
+            rows[f"M(CE) -{name[loss]}-> S"] = {s: self.student(loss, s, tau=t[loss], teacher=mid_ce) for s in self.seeds}
+        for first in ("kl", "mse"):
+            for second in ("kl", "mse"):
+                rows[f"T -{name[first]}-> M -{name[second]}-> S"] = {
+                    s: self.student(second, s, tau=t[second], teacher=middles[first]) for s in self.seeds}
+        return rows
+
+    def sequential(self) -> Section:
+        rows, big = self.sequential_rows(), self.teacher()
+        kl = loss_label("kl", kl_hparams(self.g.seq_tau))
+        paper = {f"T -{kl}-> S (direct)": P("seq.direct"), f"M(CE) -{kl}-> S": P("seq.middle_ce"),
+                 f"T -{kl}-> M -{kl}-> S": P("seq.kl_kl"), f"middle {self.g.middle}: CE (teacher recipe)": P("ce.wrn_16_4")}
+        by_id = {big.run_id: big, **{c.run_id: c for per_seed in rows.values() for c in per_seed.values()}}
+        out = []
+        for label, per_seed in rows.items():
+            teachers = [by_id[c.teachers[0]] for c in per_seed.values() if c.teachers]
+            out.append({"path": label, "test top-1 % (ours)": cell(per_seed), "paper test top-1 %": paper.get(label, NOT_REPORTED),
+                        "last teacher's test top-1 % (ours)": cell(teachers) if teachers else ""})
+        table = self.table(
+            "sequential", f"Paper 1 sequential distillation: big T ({self.g.teacher}) -> middle M ({self.g.middle}) -> "
+            f"small S ({self.g.student}), each arrow a loss ({kl} as the paper's sequential numbers, or LMSE), against "
+            "direct T -> S; M(CE) is a middle trained with CE as the teacher.",
+            ["path", "test top-1 % (ours)", "paper test top-1 %", "last teacher's test top-1 % (ours)"], out,
+            note=f"Each middle is one run (seed {self.runs.teacher_seed}; M(CE) with the teacher recipe), like the big "
+                 "teacher; the small students of every seed learn from it. Paper: CIFAR-100, WRN-28-4 -> WRN-16-4 -> "
+                 "WRN-16-2, KL τ = 3; the direct number is supp. Table 12, the others [unverified]; the paper's "
+                 "proposal is KL first, then MSE (no number).")
+        return Section("sequential", (table,), runs=(big,))
+
+    # --- claims --------------------------------------------------------------------------
+    def claims(self) -> tuple:
+        sweep, frows, seq = self.sweep_rows(), self.feature_rows(), self.sequential_rows()
+        kl1, kl20, klinf = (loss_label("kl", kl_hparams(t)) for t in (1.0, 20.0, INF))
+        kl = loss_label("kl", kl_hparams(self.g.seq_tau))
+
+        def row(label, metric="final_test_top1", digits=2):
+            return cell(sweep[label], metric, digits)
+
+        out = [
+            Claim("KD helps: KL at τ = 20 beats the CE-only student", "{t12.tau20.a1} vs {ce.wrn_16_2} (supp.)",
+                  row(kl20), row("CE"), "KL τ=20", "CE"),
+            Claim("Large τ beats small τ: KL τ = 20 beats τ = 1 (small τ ≈ label matching)",
+                  "{t12.tau20.a1} vs {t12.tau1.a1} (supp. Table 12)", row(kl20), row(kl1), "KL τ=20", "KL τ=1"),
+            Claim("Small τ fits the training labels harder: train top-1 at τ = 1 above τ = 20",
+                  "{train.tau1} vs {train.tau20} train top-1 (supp.)", row(kl1, "final_train_top1"),
+                  row(kl20, "final_train_top1"), "KL τ=1", "KL τ=20"),
+            Claim("LMSE beats every KL student (best KL here: {best}, chosen after the fact)",
+                  "LMSE best; +0.3–0.5 over KL (numbers [unverified])", row("LMSE"),
+                  Best(tuple((lab, row(lab)) for lab in sweep if lab.startswith("KL"))), "LMSE", "{best}"),
+            Claim("Logits approach the teacher's as τ grows: ‖z_s − z_t‖ smaller at τ = ∞ than at τ = 1",
+                  "figure (logit matching as τ → ∞)", row(kl1, "final_logit_dist", 3), row(klinf, "final_logit_dist", 3),
+                  "τ=1 dist", "τ=∞ dist"),
+            Claim("LMSE matches the logits more closely than KL at τ = ∞: ‖z_s − z_t‖", "LMSE = direct logit matching",
+                  row(klinf, "final_logit_dist", 3), row("LMSE", "final_logit_dist", 3), "τ=∞ dist", "LMSE dist"),
+            Claim("δ∞: at τ = ∞ the student keeps a per-sample mean shift that LMSE removes", "δ∞ shifts the logit mean",
+                  row(klinf, "final_mean_shift", 3), row("LMSE", "final_mean_shift", 3), "τ=∞ |shift|", "LMSE |shift|"),
+            Claim("Gradient limits: τ → ∞ gives (1/C)(d − mean d), τ → 0 gives argmax (label) matching "
+                  "(rule: relative error < 1e-2 at τ = 1e4, falling 5–20x per decade; error < 1e-6 at τ = 1e-4)",
+                  "derivation", kind="check", data={"check": "gradient_limits", **self.gradient_check().data}),
+            Claim("Penultimate features: KL at τ = ∞ expands the feature norm beyond LMSE's",
+                  "δ∞ over-expands the representation (seed summary) [unverified]",
+                  cell(frows[klinf], "final_feature_norm", 3), cell(frows["LMSE"], "final_feature_norm", 3),
+                  "KL τ=∞ ‖h‖", "LMSE ‖h‖"),
+            Claim("Penultimate features: KL at τ = ∞ spreads the class clusters more than LMSE (within/between spread)",
+                  "KL spreads clusters, LMSE keeps the teacher's structure (seed summary) [unverified]",
+                  cell(frows[klinf], "cluster_spread", 3), cell(frows["LMSE"], "cluster_spread", 3),
+                  "KL τ=∞ spread", "LMSE spread"),
+        ]
+        out += self.noise_claims()
+        out += [
+            Claim(f"Sequential T -KL-> M -KL-> S beats direct T -KL-> S ({kl})", "{seq.kl_kl} vs {seq.direct}",
+                  cell(seq[f"T -{kl}-> M -{kl}-> S"]), cell(seq[f"T -{kl}-> S (direct)"]), "T→M→S", "T→S"),
+            Claim(f"A CE-trained middle teaches better than the big teacher (M(CE) -KL-> S vs T -KL-> S, {kl})",
+                  "{seq.middle_ce} vs {seq.direct}", cell(seq[f"M(CE) -{kl}-> S"]), cell(seq[f"T -{kl}-> S (direct)"]),
+                  "M(CE)→S", "T→S"),
+            Claim("The proposed order, KL then LMSE (T -KL-> M -LMSE-> S), beats direct LMSE (T -LMSE-> S)",
+                  "proposed (no number)", cell(seq[f"T -{kl}-> M -LMSE-> S"]), cell(seq["T -LMSE-> S (direct)"]),
+                  "T→M→S", "T→S LMSE")]
+        alpha = ("At τ = 20, KL alone (α = 1) beats mostly-CE (α = 0.1)", "{t12.tau20.a1} vs {t12.tau20.a0.1} (supp. Table 12)")
+        if 0.1 in self.g.alphas:
+            low = self.sweep_rows(alphas=(0.1,), taus=(20.0,))[loss_label("kl", kl_hparams(20.0, 0.1))]
+            out.append(Claim(*alpha, row(kl20), cell(low), "α=1", "α=0.1"))
         else:
-            raise ValueError(experiment)
-        return out
+            out.append(Claim(*alpha, kind="not run",
+                             reason=f"not run at profile {self.p.name} (alpha grid is paper-scale only)"))
+        return tuple(out)
+
+    def noise_claims(self) -> list:
+        settings, grid = self.noise_settings(), self.noise_grid()
+        target = next((n for n in settings if n.kind == "symmetric" and n.rate == 0.4), None) or \
+            next((n for n in settings if n.tag != "clean"), None)
+        kl05 = loss_label("kl", kl_hparams(0.5))
+        if target is None or kl05 not in grid:
+            return []
+        tag, where = target.tag, noise_label(target)
+        others = tuple((lab, cell(grid[lab][tag])) for lab in grid if lab.startswith("KL") and lab != kl05)
+        return [Claim(f"Under label noise ({where}) KL with small τ (0.5) beats LMSE",
+                      "small-τ KL more robust than LMSE [unverified]", cell(grid[kl05][tag]), cell(grid["LMSE"][tag]),
+                      "KL τ=0.5", "LMSE"),
+                Claim(f"Under label noise ({where}) τ = 0.5 is the best KL temperature (vs the best other: {{best}})",
+                      "τ ≈ 0.5 best under noise [unverified]", cell(grid[kl05][tag]), Best(others), "KL τ=0.5", "{best}")]
+
+    # --- make demo -------------------------------------------------------------------------
+    def demo(self) -> Section:
+        rows = self.sweep_rows(taus=DEMO_TAUS)
+        kd = {s: self.student("kl", s, tau=4.0, alpha=0.9) for s in self.seeds}
+        rows = {"CE": rows.pop("CE"), "KD: " + loss_label("kl", kl_hparams(4.0, 0.9)): kd, **rows}
+        table = self.tau_sweep_table(rows, name="headline",
+                                     note="Demo: a few taus and one seed; the full 3-seed sweep is results/kl_vs_mse/mini/.")
+        return Section("demo", (table,), (self.tau_sweep_figure(rows, name="headline"),), runs=(self.teacher(),))
+
+    def plan(self) -> Plan:
+        sections = (self.tau_sweep(), self.logit_matching(), self.features(), self.label_noise(), self.sequential(),
+                    self.demo())
+        return Plan(NAME, self.p, self.seeds, sections, self.claims(),
+                    claims_title=f"Paper 1's claims and what the runs of this profile say. {self.caption_setting()}",
+                    claims_note="Paper numbers are CIFAR-100; ours the profile's data set: only the direction is compared.",
+                    statistic=STATISTIC)
 
 
-def loss_label(loss: str, tau: float | None = None, alpha: float = 1.0) -> str:
-    if loss == "ce":
-        return "CE"
-    if loss == "mse":
-        return "LMSE"
-    t = "inf" if tau is not None and math.isinf(tau) else f"{tau:g}"
-    return f"KL tau={t}" + ("" if alpha == 1.0 else f" alpha={alpha:g}")
+def declare(profile: Profile, seeds: tuple) -> Plan:
+    return Paper1(profile, seeds).plan()
 
 
-def builder_for(profile: str, seeds=None, experiment: str = EXPERIMENT) -> Builder:
-    p = get_profile(profile)
-    return Builder(p, PLANS[profile], tuple(seeds) if seeds else tuple(p.seeds), experiment)
-
-
-# --- scheduling: engine.sweep.schedule (dedupe, stages by teacher depth, groups by data stream)
-
-
-def model_of(run_id: str) -> str:
-    """The model of a run from its id (the slug starts with the model name; names have no '-')."""
-    return run_id.split("-")[0]
-
-
-def group_cost_s(group: list[RunConfig], profile: str) -> float:
-    """Estimated seconds to train a group (mini: one CPU process; paper: one GPU)."""
-    epochs = group[0].recipe["epochs"]
-    teacher_models = [model_of(t) for t in group[0].teachers]
-    if profile == "smoke":
-        return 0.5 * len(group)
-    if profile == "paper":
-        tput = lambda m: PAPER_TRAIN_IMG_S.get(m, 5000)  # noqa: E731
-        per_epoch = sum(CIFAR_TRAIN / tput(c.model) + CIFAR_TEST / (3 * tput(c.model)) for c in group)
-        per_epoch += sum(CIFAR_TRAIN / (3 * tput(m)) for m in teacher_models)
-    else:
-        per_epoch = sum(MINI_EPOCH_S.get(c.model, 0.1) for c in group)
-        per_epoch += sum(MINI_TEACHER_FORWARD_S.get(m, 0.05) for m in teacher_models)
-    return epochs * per_epoch
-
-
-# --- running -----------------------------------------------------------------------------
-def default_jobs(profile: str, device: str) -> int:
-    """Mini on a CPU: one process per core (small models use a second thread poorly); else 1."""
-    if profile != "mini" or device.startswith("cuda"):
-        return 1
-    return max(1, min(os.cpu_count() or 1, 8))
-
-
-def run_stages(stages, *, jobs: int, quiet: bool, log=print, device: str = "auto", **train_kwargs) -> list[dict]:
-    """Train every unfinished group. jobs == 1: in this process, stage by stage. Else over `jobs`
-    worker processes (engine.sweep.run_parallel, one torch thread each): groups that teach others
-    first, then the longest first, each as soon as its teachers exist. Returns one timing row per
-    trained group; raises if any group failed (after the others finished)."""
-    groups = [g for stage in stages for g in stage if not all(RunDir(c).finished for c in g)]
-    if not groups:
-        return []
-    todo = sum(1 for g in groups for c in g if not RunDir(c).finished)
-    log(f"training {todo} run(s) in {len(groups)} group(s), {jobs} process(es)")
-    kwargs = dict(train_kwargs, quiet=quiet, log_every=50)
-    timings = []
-    if jobs <= 1:
-        for g in groups:        # stage order: teachers come first
-            t0 = time.time()
-            train_group(g, device=device, **kwargs)
-            timings.append(_timing(g, time.time() - t0))
-            log(f"  done {_describe(g)} in {time.time() - t0:.0f} s")
-        return timings
-    teaching = {t for g in groups for c in g for t in c.teachers}
-    results = run_parallel(
-        groups, jobs, device=device, threads=threads_per_process(), log=log,
-        priority=lambda g: (not any(c.run_id in teaching for c in g), -group_cost_s(g, "mini")), **kwargs)
-    bad = [(g, r) for g, r in zip(groups, results) if r["status"] in ("failed", "blocked")]
-    if bad:
-        first = next((r for _, r in bad if r["status"] == "failed"), bad[0][1])
-        raise RuntimeError(f"{len(bad)} of {len(groups)} group(s) did not finish; first error: {first['error']}"
-                           + (f"\n{first['traceback']}" if first.get("traceback") else ""))
-    return [_timing(g, r["seconds"]) for g, r in zip(groups, results) if r["status"] == "ok"]
-
-
-def _describe(group) -> str:
-    c = group[0]
-    losses = ", ".join(sorted({loss_label(x.loss, x.loss_hparams.get("tau"), x.loss_hparams.get("alpha", 1.0))
-                               for x in group}))
-    models = "/".join(sorted({x.model for x in group}))
-    src = f" <- {model_of(c.teachers[0])}" if c.teachers else ""
-    return f"[{models}{src} seed {c.seed} {c.label_noise.tag}: {losses}]"
-
-
-def _timing(group, seconds) -> dict:
-    c = group[0]
-    return {"runs": len(group), "models": "/".join(sorted({x.model for x in group})), "seed": c.seed,
-            "noise": c.label_noise.tag, "epochs": c.recipe["epochs"],
-            "teacher": model_of(c.teachers[0]) if c.teachers else "", "seconds": round(seconds, 1)}
-
-
-def dry_run(builder: Builder, stages, profile: str, log=print) -> float:
-    """List every run (model, loss, epochs, estimated cost, status); return the total cost in seconds."""
-    unit, scale = ("GPU-h", 3600.0) if profile == "paper" else ("CPU-min", 60.0)
-    log(f"# {profile} profile: {sum(len(g) for s in stages for g in s)} runs in "
-        f"{sum(len(s) for s in stages)} groups; cost: {cost_note(profile)}")
-    log(f"{'stage':>5} {'group':>5}  {'status':<8} {'model':<15} {'loss':<22} {'noise':<8} {'seed':>5} "
-        f"{'epochs':>6} {'cost ' + unit:>12}  teacher")
-    total = 0.0
-    for si, stage in enumerate(stages):
-        for gi, g in enumerate(stage):
-            gcost = group_cost_s(g, profile)
-            total += gcost
-            for c in g:
-                status = "done" if RunDir(c).finished else ("started" if RunDir(c).started else "todo")
-                tau = c.loss_hparams.get("tau")
-                teacher = builder.labels.get(c.teachers[0], c.teachers[0]) if c.teachers else "-"
-                log(f"{si:>5} {gi:>5}  {status:<8} {c.model:<15} "
-                    f"{loss_label(c.loss, tau, c.loss_hparams.get('alpha', 1.0)):<22} {c.label_noise.tag:<8} "
-                    f"{c.seed:>5} {c.recipe['epochs']:>6} {gcost / len(g) / scale:>12.2f}  {teacher}")
-    jobs = default_jobs(profile, "cpu")
-    log(f"# total: {total / scale:.2f} {unit}"
-        + (f" of one process; about {total / scale / jobs:.0f} wall-minutes with {jobs} processes"
-           if profile == "mini" else ""))
-    return total
-
-
-def out_dir_for(profile: str) -> Path:
-    return results_root() / EXPERIMENT / profile
-
-
-def run(command: str, *, profile: str = "mini", seeds=None, device: str = "auto", data_root=None,
-        quiet: bool = False, dry: bool = False, jobs: int | None = None, download: bool = False,
-        log=print) -> list[Path]:
-    """Train what `command` needs (unless dry) and rebuild its tables/figures; returns written files."""
-    builder = builder_for(profile, seeds)
-    experiments = {"all": EXPERIMENTS, "analyze": ()}.get(command, (command,))
-    configs = [c for e in experiments for c in builder.runs(e)]
-    stages = schedule(configs)
-    if dry:
-        dry_run(builder, stages, profile, log)
-        return []
-    if command != "analyze":
-        jobs = jobs or default_jobs(profile, device)
-        t0 = time.time()
-        timings = run_stages(stages, jobs=jobs, quiet=quiet, log=log, device=device, data_root=data_root,
-                             download=download)
-        if timings:
-            log(f"trained {sum(t['runs'] for t in timings)} run(s) in {time.time() - t0:.0f} s wall")
-            _write_timings(out_dir_for(profile), timings, time.time() - t0, jobs)
-    if command == "teachers":
-        return []
-    from analysis import kl_vs_mse as analysis
-
-    which = EXPERIMENTS if command in ("all", "analyze") else (command,)
-    return analysis.build(builder, which, out_dir_for(profile), log=log)
-
-
-def _write_timings(out: Path, timings: list[dict], wall: float, jobs: int) -> None:
-    import csv
-
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "timings.csv"
-    with open(path, "a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=[*timings[0], "jobs", "batch_wall_s", "when"])
-        if f.tell() == 0:
-            writer.writeheader()
-        stamp = time.strftime("%Y-%m-%d %H:%M")
-        for t in timings:
-            writer.writerow(t | {"jobs": jobs, "batch_wall_s": round(wall, 1), "when": stamp})
-
-
-# --- make demo ---------------------------------------------------------------------------
-DEMO_TAUS = (1.0, 3.0, 20.0, INF)
-
-
-def demo_headline(profile: str = "mini", seeds=(0,), out_dir: Path | None = None, quiet: bool = False,
-                  experiment: str = "demo", jobs: int | None = None) -> list[Path]:
-    """The demo's paper-1 headline: teacher, CE, KL at tau 1, 3, 20, inf and LMSE (mini, one seed by
-    default); writes kl_vs_mse_tau_sweep.{md,csv,png} to results/demo/. Runs live under
-    results/<experiment>/runs (default 'demo', where reproduce/demo.py's runs with equal configs
-    are found again)."""
-    builder = Builder(get_profile(profile), PLANS[profile], tuple(seeds), experiment)
-    rows = builder.sweep_rows(taus=DEMO_TAUS)
-    configs = [builder.teacher()] + [c for per_seed in rows.values() for c in per_seed.values()]
-    run_stages(schedule(configs), jobs=jobs or default_jobs(profile, "cpu"), quiet=quiet,
-               log=(lambda *a, **k: None) if quiet else print)
-    from analysis import kl_vs_mse as analysis
-
-    return analysis.demo_outputs(builder, rows, Path(out_dir) if out_dir else results_root() / "demo")
-
-
-# --- command line ------------------------------------------------------------------------
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m reproduce.kl_vs_mse", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("command", choices=COMMANDS, help="experiment to run (trains what is missing, then its tables)")
-    p.add_argument("--profile", default="mini", choices=("mini", "paper", "smoke"), help="scale (default mini)")
-    p.add_argument("--seeds", type=int, nargs="+", help="student seeds (default: the profile's)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1")
-    p.add_argument("--data-root", help="data folder (default $LOGIT_KD_DATA or ./data_cache)")
-    p.add_argument("--download", action="store_true", help="let torchvision download CIFAR-100 (paper profile)")
-    p.add_argument("--jobs", type=int, help="training processes (default: one per core for mini on CPU, else 1)")
-    p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
-    p.add_argument("--dry-run", action="store_true", help="list every run with its estimated cost; train nothing")
-    return p
-
-
-@main_guard
-def main(argv=None):
-    args = build_parser().parse_args(argv)
-    start = time.time()
-    written = run(args.command, profile=args.profile, seeds=args.seeds, device=args.device,
-                  data_root=args.data_root, quiet=args.quiet, dry=args.dry_run, jobs=args.jobs,
-                  download=args.download)
-    for path in written:
-        print(f"wrote {path}")
-    if not args.dry_run:
-        print(f"{args.command} ({args.profile}) finished in {time.time() - start:.0f} s")
-    return written
-
+EXPERIMENT = Experiment(NAME, "Paper 1: KL vs MSE (Kim et al., IJCAI 2021)", declare,
+                        profiles={"paper": PAPER_PROFILE, "mini": MINI, "smoke": SMOKE},
+                        default_profile="mini", mini_profiles=("mini",), demo_section="demo")
+main = paper_main(EXPERIMENT, __doc__)
 
 if __name__ == "__main__":
     main()

@@ -1,11 +1,26 @@
 """`make demo` at smoke scale: the same code path, seconds."""
-from reproduce.demo import STUDENTS, main as demo_main
+from reproduce.demo import main as demo_main
+from reproduce.papers import experiments
 
 
-def test_demo_writes_its_tables(results, tmp_path, capsys):
+def test_demo_writes_each_papers_headline(results, capsys):
     demo_main(["--profile", "smoke", "--quiet"])
-    table = (tmp_path / "results" / "demo" / "engine_table.md").read_text()
-    for label, _, _ in STUDENTS:
+    out = capsys.readouterr().out
+    for e in experiments():
+        if e.demo_section is None:
+            continue
+        folder = results / "demo" / e.name
+        assert any(folder.glob("*.md")) and any(folder.glob("*.png")), e.name
+        assert f"{e.name}: demo in" in out
+    table = (results / "demo" / "kl_vs_mse" / "headline.md").read_text()
+    for label in ("CE", "KD: KL tau=4 alpha=0.9", "KL tau=20", "LMSE", "teacher"):
         assert label in table
-    assert "teacher" in table
-    assert "demo finished" in capsys.readouterr().out
+    rows = [ln for ln in table.splitlines() if ln.startswith("| ")][1:]   # after the header
+    assert len(rows) == 8 and not any("missing" in ln for ln in rows) and "demo finished" in out
+
+
+def test_demo_reuses_finished_runs(results, capsys):
+    demo_main(["--profile", "smoke", "--quiet"])
+    capsys.readouterr()
+    demo_main(["--profile", "smoke"])
+    assert "training" not in capsys.readouterr().out

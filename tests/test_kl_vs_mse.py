@@ -1,15 +1,17 @@
-"""Paper 1's script at smoke scale: every subcommand, the dry run, missing runs, claims, limits."""
+"""Paper 1's script at smoke scale: every subcommand, the dry run, claims, the gradient limits,
+the scheduler, the store migration."""
 import csv
 import math
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 
 from analysis.runs import load_runs
 from analysis.tables import MISSING, Stat, compare, seed_stat
-from reproduce.kl_vs_mse import EXPERIMENT, builder_for, demo_headline, main, schedule
+from engine.sweep import schedule
+from reproduce.kl_vs_mse import EXPERIMENT, NAME, main
+from reproduce.runner import plan_configs
 
 SMOKE = ["--profile", "smoke", "--quiet", "--jobs", "1"]
 OUTPUTS = {
@@ -30,8 +32,7 @@ def smoke(tmp_path_factory):
     os.environ["LOGIT_KD_DATA"] = str(root / "data")
     try:
         written = {}
-        for command in ("teachers", "tau-sweep", "logit-matching", "features", "label-noise", "sequential",
-                        "analyze"):
+        for command in ("teachers", *OUTPUTS, "analyze"):
             written[command] = [Path(p) for p in main([command, *SMOKE])]
         yield root / "results", written
     finally:
@@ -50,7 +51,7 @@ def results(smoke, monkeypatch):
 
 def test_every_subcommand_produces_its_outputs(smoke):
     root, written = smoke
-    out = root / EXPERIMENT / "smoke"
+    out = root / NAME / "smoke"
     for command, files in OUTPUTS.items():
         names = {p.name for p in written[command]}
         for name in files:
@@ -59,14 +60,12 @@ def test_every_subcommand_produces_its_outputs(smoke):
         assert "claims.md" in names
     assert {p.name for p in written["analyze"]} >= {f for files in OUTPUTS.values() for f in files}
     assert written["teachers"] == []
-    # every planned run trained and finished, teachers in the teacher store
-    b = builder_for("smoke")
-    df = load_runs(EXPERIMENT, root=root)
-    planned = {c.run_id for e in OUTPUTS for c in b.runs(e)}
+    planned = {c.run_id for c in plan_configs(EXPERIMENT.plan("smoke"), "all")}
+    df = load_runs(planned, root=root)
     assert planned <= set(df.index[df.finished])
-    # the sweep's table holds numbers, no 'missing'
-    table_rows = [ln for ln in (out / "tau_sweep.md").read_text().splitlines() if ln.startswith("| ")]
-    assert len(table_rows) > 5 and not any(MISSING in ln for ln in table_rows)
+    # every teacher lives in the one store, tagged
+    teachers = plan_configs(EXPERIMENT.plan("smoke"), "teachers")
+    assert teachers and all((root / "runs" / t.run_id / "summary.json").exists() for t in teachers)
 
 
 def test_all_trains_nothing_new_once_done(results, capsys):
@@ -79,49 +78,28 @@ def test_paper_dry_run_lists_the_grid_without_data(tmp_path, monkeypatch, capsys
     assert main(["all", "--profile", "paper", "--dry-run", "--data-root", str(tmp_path / "no-data")]) == []
     out = capsys.readouterr().out
     assert not (tmp_path / "no-data").exists() and not (tmp_path / "results").exists()
-    text = out
     for tau in ("0.5", "1", "3", "5", "20", "inf"):
         for alpha in ("0.1", "0.5", "0.9"):
-            assert f"KL tau={tau} alpha={alpha}" in text
-        assert f"KL tau={tau} " in text
+            assert f"KL tau={tau} alpha={alpha}" in out
+        assert f"KL tau={tau} " in out
     for model in ("wrn_28_4", "wrn_16_2", "wrn_16_4", "wrn_28_2"):
-        assert model in text
-    assert "sym0.6" in text and "asy0.4" in text and "GPU-h" in text
+        assert model in out
+    assert "sym0.6" in out and "asy0.4" in out and "GPU-h" in out and "68 runs" in out
     assert "# total:" in out
 
 
-def test_missing_run_shows_missing_not_zero(results, tmp_path, monkeypatch):
-    copy = tmp_path / "results"
-    shutil.copytree(results, copy)
-    monkeypatch.setenv("LOGIT_KD_RESULTS", str(copy))
-    b = builder_for("smoke")
-    lmse = b.sweep_rows()["LMSE"][0]
-    (copy / EXPERIMENT / "runs" / lmse.run_id / "summary.json").unlink()    # unfinished = absent
-    main(["tau-sweep", *SMOKE, "--dry-run"])                                 # lists it as started, trains nothing
-    from analysis import kl_vs_mse as analysis
-
-    analysis.build(b, ["tau-sweep"], copy / "out")
-    md = (copy / "out" / "tau_sweep.md").read_text()
-    row = next(ln for ln in md.splitlines() if "LMSE" in ln and ln.startswith("| student"))
-    assert "missing" in row and " 0.00" not in row
-    with open(copy / "out" / "tau_sweep.csv") as f:
-        rec = next(r for r in csv.DictReader(f) if r["loss"] == "mse")
-    assert rec["test top-1 % (ours)_mean"] == "" and rec["test top-1 % (ours)_n"] == "0"
-    claims = (copy / "out" / "claims.md").read_text()
-    assert "LMSE: missing" in claims
-
-
 def test_claims_table_is_built(results):
-    text = (results / EXPERIMENT / "smoke" / "claims.md").read_text()
+    text = (results / NAME / "smoke" / "claims.md").read_text()
     rows = [ln for ln in text.splitlines() if ln.startswith("| ") and ln[2].isdigit()]
     assert len(rows) >= 15
     allowed = {"yes", "no", "inconclusive", "missing", "not run"}
     assert all(ln.rstrip(" |").rsplit("|", 1)[-1].strip() in allowed for ln in rows)
-    assert "Gradient limits" in text
+    assert "Gradient limits" in text and "75.76 vs 72.68 (supp.)" in text
+    assert "74.52 vs 74.24 [unverified]" in text          # the numbers file marks the sequential one unverified
 
 
 def test_gradient_check_errors_are_small(results):
-    with open(results / EXPERIMENT / "smoke" / "gradient_check.csv") as f:
+    with open(results / NAME / "smoke" / "gradient_check.csv") as f:
         rows = list(csv.DictReader(f))
     err = {(r["check"][:5], r["tau"]): float(r["max abs error"]) for r in rows}
     rel = {(r["check"][:5], r["tau"]): float(r["relative error"]) for r in rows}
@@ -131,15 +109,19 @@ def test_gradient_check_errors_are_small(results):
     assert err[("τ → 0", "0.0001")] < 1e-6
 
 
-def test_demo_headline_writes_table_and_figure(results, tmp_path):
-    paths = demo_headline(profile="smoke", seeds=(0,), out_dir=tmp_path / "demo", quiet=True, jobs=1)
-    assert {p.name for p in paths} == {"kl_vs_mse_tau_sweep.md", "kl_vs_mse_tau_sweep.csv", "kl_vs_mse_tau_sweep.png"}
-    assert "KL tau=20" in (tmp_path / "demo" / "kl_vs_mse_tau_sweep.md").read_text()
+def test_paper_numbers_beside_ours(results):
+    with open(results / NAME / "smoke" / "tau_sweep.csv") as f:
+        rows = {r["row"]: r for r in csv.DictReader(f)}
+    paper = "paper test top-1 % (CIFAR-100, WRN-28-4 -> WRN-16-2)"
+    assert rows["student cnn1d_student: KL tau=20"][paper] == "75.76"
+    assert rows["student cnn1d_student: CE"][paper] == "72.68"
+    assert rows["student cnn1d_student: KL tau=0.5"][paper] == ""          # not in supp. Table 12
+    assert rows["student cnn1d_student: LMSE"][f"{paper}_unverified"] == "True"
 
 
 def test_schedule_dedupes_and_orders_by_teacher_depth():
-    b = builder_for("smoke")
-    configs = b.runs("sequential") + b.runs("tau-sweep") + b.runs("sequential")
+    plan = EXPERIMENT.plan("smoke")
+    configs = plan_configs(plan, "sequential") + plan_configs(plan, "tau-sweep") + plan_configs(plan, "sequential")
     stages = schedule(configs)
     ids = [c.run_id for s in stages for g in s for c in g]
     assert len(ids) == len(set(ids)) == len({c.run_id for c in configs})
@@ -167,11 +149,28 @@ def test_stat_and_compare_rules():
     assert compare(hi, seed_stat(df, ["d"], "m"))[0] == MISSING
 
 
-@pytest.mark.parametrize("experiment", ["teachers", "tau-sweep", "logit-matching", "features", "label-noise",
-                                        "sequential"])
-def test_each_experiment_plans_its_own_teachers(experiment):
-    """A subcommand run alone on an empty results folder must train every teacher it needs."""
-    configs = builder_for("smoke").runs(experiment)
-    planned = {c.run_id for c in configs}
-    needed = {t for c in configs for t in c.teachers}
-    assert needed <= planned, sorted(needed - planned)
+def test_labels_come_from_the_losses():
+    from losses import loss_label
+
+    assert loss_label("kl", {"tau": 20.0}) == "KL tau=20"
+    assert loss_label("kl", {"tau": math.inf, "alpha": 0.5}) == "KL tau=inf alpha=0.5"
+    assert loss_label("mse") == "LMSE" and loss_label("ce") == "CE"
+    assert loss_label("dkd", {"beta": 6.0}) == "DKD beta=6"
+    assert loss_label("tald", {"base": "kl", "tau": 4.0, "scale": 0.5}) == "TALD scale=0.5 on KL tau=4"
+
+
+def test_store_migrate_moves_old_layout_and_drops_duplicates(results, tmp_path, monkeypatch, capsys):
+    import shutil
+
+    from reproduce.store import main as store_main
+
+    root = tmp_path / "old"
+    run_dirs = sorted((results / "runs").iterdir())[:3]
+    for i, d in enumerate(run_dirs):      # the old per-experiment layout, one run twice
+        shutil.copytree(d, root / ("teachers" if i == 0 else NAME) / "runs" / d.name)
+    shutil.copytree(run_dirs[1], root / "demo" / "runs" / run_dirs[1].name)
+    store_main(["migrate", "--root", str(root)])
+    assert sorted(p.name for p in (root / "runs").iterdir()) == sorted(d.name for d in run_dirs)
+    assert [p for p in root.glob("*/runs/*") if p.parent.parent.name != "runs"] == []
+    assert not (root / "teachers" / "runs").exists()
+    assert "1 duplicate(s) removed" in capsys.readouterr().out

@@ -1,0 +1,175 @@
+"""Render the manifests of one output folder: tables (Markdown + CSV), figures, claims.
+
+    python -m analysis results/kl_vs_mse/mini          # every manifest in results/kl_vs_mse/mini/manifest/
+
+A manifest (written by the paper scripts when they plan) says what each table cell is made of:
+run ids, the metric, the number of digits, the paper's number and its source. Rendering reads
+those files and the run directories they name (config.json, summary.json, outputs.pt) and
+nothing else. Tables of kind "cells", and the claims, render generically; other tables and
+every figure are drawn by the paper's module analysis/<paper>.py (`TABLES`, `FIGURES`,
+`CHECKS` dicts of functions taking (ctx, manifest[, path])).
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import math
+from pathlib import Path
+
+import torch
+
+from analysis import metrics
+from analysis.runs import load_runs, run_path
+from analysis.tables import MISSING, Paper, Stat, Table, caption, compare, seed_stat, stat_from_values
+from engine.config import from_jsonable
+
+RULE = "yes if mean(A) − mean(B) > 2 SE, no if < −2 SE, else inconclusive; SE = √(s_A²/n_A + s_B²/n_B) over seeds"
+
+
+def read_manifest(path: Path) -> dict:
+    return from_jsonable(json.loads(Path(path).read_text()))
+
+
+class Context:
+    """What a renderer needs: the manifests' runs as a DataFrame, their outputs, the profile."""
+
+    def __init__(self, out: Path, manifests: list[dict]):
+        self.out = Path(out)
+        ids = [rid for m in manifests for rid in m.get("runs", {})]
+        self.df = load_runs(ids)
+        self._outputs: dict = {}
+        first = manifests[0] if manifests else {}
+        self.paper, self.profile, self.seeds = first.get("paper"), first.get("profile"), tuple(first.get("seeds", ()))
+
+    # ---------------------------------------------------------------- runs
+    def outputs(self, run_id: str | None):
+        if run_id is None:
+            return None
+        if run_id not in self._outputs:
+            path = run_path(self.df, run_id)
+            f = None if path is None else path / "outputs.pt"
+            self._outputs[run_id] = torch.load(f, map_location="cpu") if f is not None and f.exists() else None
+        return self._outputs[run_id]
+
+    def stat(self, c: dict) -> Stat:
+        """mean ± std of a cell's metric over its finished runs ('missing' when none)."""
+        c = c.get("cell", c)
+        runs, metric, digits = c["runs"], c["metric"], c["digits"]
+        if not metrics.is_derived(metric):
+            return seed_stat(self.df, runs, metric, digits)
+        against = self.outputs(c.get("against"))
+        values = [metrics.compute(metric, o, against) for o in map(self.outputs, runs) if o is not None]
+        return stat_from_values(values, len(runs), digits)
+
+    def first(self, c: dict) -> str:
+        """The metric of the first run that has outputs, as text (e.g. a feature dimension)."""
+        c = c.get("cell", c)
+        for o in map(self.outputs, c["runs"]):
+            if o is not None:
+                return metrics.compute(c["metric"], o, self.outputs(c.get("against")))
+        return MISSING
+
+    def value(self, v):
+        """A manifest value as a table cell: Stat, Paper or text."""
+        if isinstance(v, dict) and "cell" in v:
+            return self.first(v) if v["cell"].get("reduce") == "first" else self.stat(v)
+        if isinstance(v, dict) and "paper" in v:
+            return paper_value(v)
+        return v
+
+    def caption(self, m: dict, title: str | None = None) -> str:
+        return caption(title if title is not None else m["title"], profile=m["profile"], seeds=m["seeds"],
+                       statistic=m.get("statistic", "final epoch"), note=m.get("note", ""))
+
+
+def paper_value(v: dict) -> Paper:
+    p = v["paper"]
+    return Paper(p["value"], p["unverified"], text=p.get("text", ""))
+
+
+def module_of(paper: str | None):
+    try:
+        return importlib.import_module(f"analysis.{paper}") if paper else None
+    except ModuleNotFoundError as e:
+        if e.name != f"analysis.{paper}":
+            raise
+        return None
+
+
+# --- tables ------------------------------------------------------------------------------
+def cells_table(ctx: Context, m: dict) -> Table:
+    t = Table(m["name"], ctx.caption(m), m["columns"])
+    for row in m["rows"]:
+        t.add({col: ctx.value(v) for col, v in row.items()})
+    return t
+
+
+def pick(ctx: Context, side) -> tuple[Stat, str | None]:
+    """A claim side: a cell's Stat, or the best present option of a `best` (its name too)."""
+    if isinstance(side, dict) and "best" in side:
+        options = [(name, ctx.stat(c)) for name, c in side["best"]]
+        present = [(n, s) for n, s in options if not s.missing]
+        if not present:
+            return options[0][1], options[0][0]
+        return max(present, key=lambda ns: ns[1].mean)[::-1]
+    return ctx.stat(side), None
+
+
+def measured(a: Stat, b: Stat, name_a: str, name_b: str, unit: str = "") -> str:
+    if a.missing or b.missing:
+        return f"{name_a}: {a}; {name_b}: {b}"
+    return f"{name_a} {a}{unit} vs {name_b} {b}{unit} (Δ = {a.mean - b.mean:+.2f})"
+
+
+def claims_table(ctx: Context, m: dict, module) -> Table:
+    note = f"Rule for A > B claims: {RULE}. 'missing' = the runs are not there." + (
+        f" {m['note']}" if m.get("note") else "")
+    t = Table("claims", ctx.caption(m | {"note": note}, m.get("title", "Claims.")),
+              ["#", "claim", "paper says", "we measured", "agrees?"])
+    for k, c in enumerate(m["claims"], start=1):
+        text = c["text"]
+        if c["kind"] == "not run":
+            found, verdict = c["reason"], "not run"
+        elif c["kind"] == "check":
+            found, verdict = module.CHECKS[c["data"]["check"]](ctx, c["data"])
+        else:
+            (a, best_a), (b, best_b) = pick(ctx, c["a"]), pick(ctx, c["b"])
+            best = best_a or best_b
+            name_a, name_b = c["name_a"], c["name_b"]
+            if best is not None:
+                text, name_a, name_b = (s.replace("{best}", best) for s in (text, name_a, name_b))
+            found, verdict = measured(a, b, name_a, name_b, c.get("unit", "")), compare(a, b)[0]
+        t.add({"#": k, "claim": text, "paper says": c["paper"], "we measured": found, "agrees?": verdict})
+    return t
+
+
+# --- everything --------------------------------------------------------------------------
+def render(out: Path, names: list[str] | None = None) -> list[Path]:
+    """Render the manifests `names` (default: all) of out/manifest/; returns the files written."""
+    out = Path(out)
+    folder = out / "manifest"
+    if names is None:
+        names = sorted(p.stem for p in folder.glob("*.json"))
+        names = [n for n in names if n != "claims"] + (["claims"] if "claims" in names else [])
+    manifests = [read_manifest(folder / f"{n}.json") for n in names]
+    if not manifests:
+        return []
+    ctx = Context(out, manifests)
+    module = module_of(ctx.paper)
+    written: list[Path] = []
+    for m in manifests:
+        if m["type"] == "figure":
+            written.append(module.FIGURES[m["kind"]](ctx, m, out / f"{m['name']}.png"))
+            continue
+        if m["type"] == "claims":
+            table = claims_table(ctx, m, module)
+        elif m["kind"] == "cells":
+            table = cells_table(ctx, m)
+        else:
+            table = module.TABLES[m["kind"]](ctx, m)
+        written += list(table.write(out))
+    return written
+
+
+def finite(x) -> bool:
+    return isinstance(x, (int, float)) and not math.isnan(x)

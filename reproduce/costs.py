@@ -1,0 +1,108 @@
+"""What a group of runs costs, for `--dry-run` listings and for scheduling the longest first.
+
+The cost of a config follows from its data set, models and epochs alone, so every paper and
+profile is costed by the same rules:
+
+- CPU data sets (the mini profiles): seconds per epoch per model, MEASURED on this project's
+  2-core machine (one process of one thread per core, torch 2.14.1, fp32), including the test
+  evaluation of the mini recipes; the teacher forward on the training batches is paid once per
+  group (all students of a group share it).
+- GPU data sets (CIFAR, TinyImageNet, STL10, ImageNet): images per second on one GPU. Measured
+  ones come from results/bench/gpu_throughput.json (written by `make gpu-check` on a GPU);
+  where none exists, ASSUMED A100-class throughputs (fp32/TF32), labelled as such; evaluation
+  and the teacher forward at 3x the training rate.
+"""
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+
+from engine.rundir import results_root
+
+# mnist1d with 1000 training signals (profile mini): measured in the full mini run of paper 1
+# (2026-11-29; results/kl_vs_mse/mini/timings.csv). Keys: (dataset, model).
+CPU_EPOCH_S = {
+    ("mnist1d", "cnn1d_teacher"): 1.0, ("mnist1d", "cnn1d_medium"): 0.22, ("mnist1d", "cnn1d_student"): 0.067,
+}
+CPU_TEACHER_FORWARD_S = {
+    ("mnist1d", "cnn1d_teacher"): 0.08, ("mnist1d", "cnn1d_medium"): 0.04, ("mnist1d", "cnn1d_student"): 0.01,
+}
+CPU_DEFAULT_EPOCH_S, CPU_DEFAULT_FORWARD_S = 0.1, 0.05
+
+# ASSUMED training throughput (images/s) on one A100-class GPU, batch 128 (CIFAR) or 256 (ImageNet).
+ASSUMED_TRAIN_IMG_S = {"wrn_28_4": 4000, "wrn_16_4": 6000, "wrn_28_2": 7000, "wrn_16_2": 12000}
+ASSUMED_DEFAULT_IMG_S = {"cifar": 5000, "imagenet": 1000}
+GPU_SPLITS = {  # (training images, test images, input kind)
+    "cifar100": (50_000, 10_000, "cifar"), "cifar10": (50_000, 10_000, "cifar"),
+    "stl10": (5_000, 8_000, "imagenet"), "tinyimagenet": (100_000, 10_000, "imagenet"),
+    "imagenet": (1_281_167, 50_000, "imagenet"),
+}
+SMOKE_RUN_S = 0.5
+MEASURED_FILE = Path("bench") / "gpu_throughput.json"
+
+
+@lru_cache(maxsize=4)
+def _measured(path: str) -> dict:
+    p = Path(path)
+    if not p.exists():
+        return {}
+    try:
+        return json.loads(p.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def measured_throughputs() -> dict:
+    """results/bench/gpu_throughput.json, or {} when none was measured."""
+    return _measured(str(results_root() / MEASURED_FILE))
+
+
+def kind(dataset: str) -> str:
+    """'gpu' for the papers' image data sets, 'smoke' for the synthetic one, else 'cpu'."""
+    return "gpu" if dataset in GPU_SPLITS else "smoke" if dataset == "synthetic" else "cpu"
+
+
+def train_img_s(model: str, dataset: str) -> tuple[float, bool]:
+    """(training images/s of `model`, measured?)."""
+    m = measured_throughputs().get("models", {}).get(model)
+    if m and m.get("input") == GPU_SPLITS[dataset][2] and m.get("train_img_s"):
+        return float(m["train_img_s"]), True
+    return float(ASSUMED_TRAIN_IMG_S.get(model, ASSUMED_DEFAULT_IMG_S[GPU_SPLITS[dataset][2]])), False
+
+
+def group_cost_s(group) -> float:
+    """Estimated seconds to train a group of runs that share one data stream."""
+    first = group[0]
+    epochs, dataset = first.recipe["epochs"], first.dataset
+    teachers = [t.split("-")[0] for t in first.teachers]     # a run id starts with its model name
+    k = kind(dataset)
+    if k == "smoke":
+        return SMOKE_RUN_S * len(group)
+    if k == "gpu":
+        n_train, n_test, _ = GPU_SPLITS[dataset]
+        per_epoch = sum(n_train / train_img_s(c.model, dataset)[0] + n_test / (3 * train_img_s(c.model, dataset)[0])
+                        for c in group)
+        per_epoch += sum(n_train / (3 * train_img_s(m, dataset)[0]) for m in teachers)
+    else:
+        per_epoch = sum(CPU_EPOCH_S.get((dataset, c.model), CPU_DEFAULT_EPOCH_S) for c in group)
+        per_epoch += sum(CPU_TEACHER_FORWARD_S.get((dataset, m), CPU_DEFAULT_FORWARD_S) for m in teachers)
+    return epochs * per_epoch
+
+
+def note(profile) -> str:
+    """How the costs of a profile's listing were obtained (one line)."""
+    if profile.device == "gpu":
+        data = measured_throughputs()
+        src = (f"measured on {data.get('device')} ({data.get('date')}) where listed in {MEASURED_FILE}, else "
+               if data else "")
+        return ("GPU-hours from training throughputs on one GPU: " + src + "ASSUMED A100-class (images/s: "
+                + ", ".join(f"{m} {v}" for m, v in ASSUMED_TRAIN_IMG_S.items())
+                + ", others 5000 CIFAR / 1000 ImageNet); eval and teacher forward at 3x")
+    if profile.dataset == "synthetic":
+        return "smoke: seconds"
+    listed = {m: v for (d, m), v in CPU_EPOCH_S.items() if d == profile.dataset}
+    forward = {m: v for (d, m), v in CPU_TEACHER_FORWARD_S.items() if d == profile.dataset}
+    return ("CPU-minutes from per-epoch times measured on a 2-core CPU (one process per core; s/epoch: "
+            + ", ".join(f"{m} {v}" for m, v in listed.items()) + "; teacher forward per group "
+            + ", ".join(f"{m} {v}" for m, v in forward.items()) + ")")

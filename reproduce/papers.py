@@ -1,0 +1,77 @@
+"""Every paper experiment of the repository, and the commands that span them.
+
+    python -m reproduce.papers list                  # papers, their profiles and commands
+    python -m reproduce.papers mini [--seeds 0 1 2]  # every paper's mini experiments (make mini)
+    python -m reproduce.papers teachers --profile paper --dry-run
+    python -m reproduce.papers help                  # the make targets of each paper, grouped
+
+A paper joins by adding its module name to PAPERS (its script declares an `EXPERIMENT`).
+"""
+from __future__ import annotations
+
+import importlib
+import time
+
+from reproduce.cli import Parser, main_guard
+from reproduce.runner import ALL, ANALYZE, DEMO, TEACHERS, Experiment, run
+
+PAPERS = ("kl_vs_mse",)
+
+
+def experiments() -> list[Experiment]:
+    return [importlib.import_module(f"reproduce.{name}").EXPERIMENT for name in PAPERS]
+
+
+def commands(e: Experiment) -> list[str]:
+    """A paper's section commands (without teachers/analyze/all), in declaration order."""
+    profile = "smoke" if "smoke" in e.profiles else None
+    return [s.name for s in e.plan(profile).sections if s.name != DEMO]
+
+
+def print_help(log=print) -> None:
+    for e in experiments():
+        log(f"\n{e.title}  (default PROFILE={e.default_profile}; profiles: {', '.join(e.profiles)})")
+        log(f"  make {e.target:<30} every table, figure and the claims -> results/{e.name}/<profile>/")
+        for c in commands(e):
+            log(f"  make {e.target + '.' + c:<30} one section")
+        log(f"  make {e.target + '.teachers':<30} its teachers only; .analyze re-renders without training")
+
+
+@main_guard
+def main(argv=None):
+    p = Parser(prog="python -m reproduce.papers", description=__doc__)
+    p.add_argument("command", choices=("list", "help", "mini", TEACHERS, ALL, ANALYZE))
+    p.add_argument("--profile", help="for teachers/all/analyze: the profile (default: each paper's own)")
+    p.add_argument("--seeds", type=int, nargs="+", help="student seeds (default: the profile's)")
+    p.add_argument("--jobs", type=int, help="training processes")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--data-root")
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--dry-run", action="store_true")
+    args = p.parse_args(argv)
+    if args.command in ("list", "help"):
+        if args.command == "help":
+            return print_help()
+        for e in experiments():
+            print(f"{e.name}: profiles {', '.join(e.profiles)} (default {e.default_profile}, mini: "
+                  f"{', '.join(e.mini_profiles)}); commands {', '.join(commands(e))}")
+        return None
+    todo = []
+    for e in experiments():
+        if args.command == "mini":
+            todo += [(e, ALL, prof) for prof in e.mini_profiles]
+        elif args.profile is None or args.profile in e.profiles:
+            todo.append((e, args.command, args.profile))
+    written = []
+    for e, command, profile in todo:
+        start = time.time()
+        print(f"== {e.name} {command} ({profile or e.default_profile})", flush=True)
+        written += run(e, command, profile=profile, seeds=args.seeds, device=args.device, data_root=args.data_root,
+                       quiet=args.quiet, dry=args.dry_run, jobs=args.jobs)
+        if not args.dry_run:
+            print(f"== {e.name} {command} finished in {time.time() - start:.0f} s", flush=True)
+    return written
+
+
+if __name__ == "__main__":
+    main()

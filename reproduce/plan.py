@@ -1,0 +1,213 @@
+"""A paper's experiment as plain data: which runs make which table cell, figure and claim.
+
+A paper script declares, without any I/O, one `Plan` per profile:
+
+    plan = Plan(paper="kl_vs_mse", profile=..., seeds=(0, 1, 2), sections=(Section("tau-sweep", tables=...),),
+                claims=(Claim(...),))
+
+- `Section`: one subcommand and make target (`make kl-vs-mse.tau-sweep`): its tables, figures
+  and any extra runs (teachers) it needs.
+- `Table`: rows x columns; a cell is a `Cell` (our measurement: a set of runs, one per seed,
+  a metric and how many digits), a `PaperNumber` (a key of the paper's numbers file,
+  docs/numbers/<paper>.csv, or a qualitative statement) or plain text. `kind` other than
+  "cells" names a table the paper's analysis module computes from the runs in `data`.
+- `Figure`: a plot drawn by the paper's analysis module (`kind`) from the cells in `data`.
+- `Claim`: "cell A beats cell B" (or a named check of the analysis module), the paper's
+  statement with `{key}` placeholders for its numbers.
+
+The shared runner (reproduce/runner.py) trains what is missing and writes one manifest per
+table and figure (run ids, metrics, the paper's numbers and their source) under
+results/<paper>/<profile>/manifest/; `analysis/` renders those manifests and never imports
+this package.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from engine import LabelNoise, RunConfig, make_config, teacher_config
+from reproduce.profiles import Profile
+
+CLEAN = LabelNoise()
+INF = float("inf")
+
+
+# --- what a table holds ----------------------------------------------------------------
+@dataclass(frozen=True)
+class Cell:
+    """Our measurement: `metric` over `runs` (one per seed; a run shared by every seed, such as
+    a teacher, counts once), mean ± std. `metric` is a summary column of analysis/runs.py
+    (final_*, last10_*, best_*) or a metric of analysis/metrics.py computed from saved outputs
+    (e.g. "cluster_spread", "agreement:logit_dist" against the run `against`)."""
+    runs: tuple
+    metric: str = "final_test_top1"
+    digits: int = 2
+    against: RunConfig | None = None
+    reduce: str = "stat"          # "stat": mean ± std over runs; "first": the first run's value, as text
+
+    def run_ids(self) -> list[str]:
+        return list(dict.fromkeys(c.run_id for c in self.runs))
+
+
+def cell(runs, metric: str = "final_test_top1", digits: int = 2, **kw) -> Cell:
+    """A Cell from a {seed: config} dict or a list of configs."""
+    runs = runs.values() if isinstance(runs, dict) else runs
+    return Cell(tuple({c.run_id: c for c in runs}.values()), metric, digits, **kw)
+
+
+@dataclass(frozen=True)
+class PaperNumber:
+    """The paper's number for a cell: a key of docs/numbers/<paper>.csv, or no number (`text`
+    for a qualitative statement, '–' when empty)."""
+    key: str | None = None
+    text: str = ""
+    unverified: bool = False      # only for text; a number's status comes from the numbers file
+
+
+NOT_REPORTED = PaperNumber()
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str                     # file stem: <name>.md / <name>.csv
+    title: str                    # what the table shows (caption head)
+    columns: tuple = ()
+    rows: tuple = ()              # dicts column -> Cell | PaperNumber | str
+    note: str = ""                # caption tail
+    statistic: str = "final epoch"
+    kind: str = "cells"           # or a table computed by analysis/<paper>.py from `data`
+    data: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str                     # file stem: <name>.png
+    kind: str                     # a figure function of analysis/<paper>.py
+    data: dict = field(default_factory=dict)   # Cells and plain values, in the figure's own shape
+
+
+@dataclass(frozen=True)
+class Best:
+    """The best of several cells, picked when rendering (highest mean among those present)."""
+    options: tuple                # ((name, Cell), ...)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Claim: cell `a` is larger than cell `b` (kind "compare"), a named check of the paper's
+    analysis module (kind "check", with `data`), or not run at this profile ("not run")."""
+    text: str                     # may hold {best}: the name of the option a `Best` picked
+    paper: str                    # the paper's statement; {key} placeholders take numbers
+    a: Cell | Best | None = None
+    b: Cell | Best | None = None
+    name_a: str = ""
+    name_b: str = ""
+    unit: str = ""
+    kind: str = "compare"
+    data: dict = field(default_factory=dict)
+    reason: str = ""              # for "not run"
+
+
+@dataclass(frozen=True)
+class Section:
+    """A subcommand and make target: its tables and figures, and extra runs (teachers)."""
+    name: str
+    tables: tuple = ()
+    figures: tuple = ()
+    runs: tuple = ()
+
+
+@dataclass(frozen=True)
+class Plan:
+    paper: str                    # results/<paper>/<profile>/, docs/numbers/<paper>.csv, analysis/<paper>.py
+    profile: Profile
+    seeds: tuple
+    sections: tuple
+    claims: tuple = ()
+    claims_title: str = "Claims."
+    claims_note: str = ""
+    statistic: str = "final epoch"   # of the claims table
+
+    def section(self, name: str) -> Section:
+        for s in self.sections:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+
+def configs_of(section: Section) -> list[RunConfig]:
+    """Every run a section needs: its extra runs and those of every cell, figure and table."""
+    out = list(section.runs)
+    for item in (*section.tables, *section.figures):
+        out += list(runs_in(item.rows if isinstance(item, Table) else ()))
+        out += list(runs_in(item.data))
+    return out
+
+
+def runs_in(x):
+    """The RunConfigs inside a nested structure of cells, dicts, lists and tuples."""
+    if isinstance(x, RunConfig):
+        yield x
+    elif isinstance(x, Cell):
+        yield from x.runs
+        if x.against is not None:
+            yield x.against
+    elif isinstance(x, Best):
+        for _, c in x.options:
+            yield from runs_in(c)
+    elif isinstance(x, dict):
+        for v in x.values():
+            yield from runs_in(v)
+    elif isinstance(x, (list, tuple)):
+        for v in x:
+            yield from runs_in(v)
+
+
+# --- making run configs for a profile --------------------------------------------------
+@dataclass(frozen=True)
+class Runs:
+    """Run configs of one paper at one profile: teachers in the teacher store's sense (CE runs
+    of the profile's teacher recipe, seed = the first seed) and students."""
+    profile: Profile
+    seeds: tuple
+    tag: str                      # experiment tag written into config.json
+
+    @property
+    def teacher_seed(self) -> int:
+        return self.profile.seeds[0]
+
+    def _options(self, model: str) -> dict | None:
+        return dict(self.profile.model_options.get(model, {})) or None
+
+    def teacher(self, model: str, noise: LabelNoise = CLEAN, seed: int | None = None,
+                recipe: str | None = None) -> RunConfig:
+        p = self.profile
+        return teacher_config(p.dataset, model, seed=self.teacher_seed if seed is None else seed,
+                              recipe=recipe or p.teacher_recipe, recipe_overrides=p.recipe_overrides or None,
+                              dataset_options=p.dataset_options, model_options=self._options(model),
+                              label_noise=noise)
+
+    def student(self, model: str, loss: str, seed: int, *, teachers=(), hparams=None, noise: LabelNoise = CLEAN,
+                recipe: str | None = None, overrides: dict | None = None, ensemble: str = "mean") -> RunConfig:
+        """A student run; `ce` takes no teacher. Hyperparameters at their defaults should be left
+        out of `hparams` so that equal runs of other scripts get the same run id."""
+        p = self.profile
+        teachers = (teachers,) if isinstance(teachers, RunConfig) else tuple(teachers)
+        return make_config(self.tag, p.dataset, model, loss=loss, loss_hparams=hparams or {},
+                           teachers=[t.run_id for t in teachers], ensemble=ensemble,
+                           recipe=recipe or p.student_recipe,
+                           recipe_overrides={**p.recipe_overrides, **(overrides or {})} or None, seed=seed,
+                           dataset_options=p.dataset_options, model_options=self._options(model), label_noise=noise)
+
+    def per_seed(self, model: str, loss: str, **kw) -> dict:
+        """{seed: student config} over the plan's seeds."""
+        return {s: self.student(model, loss, s, **kw) for s in self.seeds}
+
+
+def kl_hparams(tau: float, alpha: float = 1.0) -> dict:
+    """`kl` hyperparameters with alpha left out at its default (1), as every paper script writes them."""
+    return {"tau": float(tau)} | ({} if alpha == 1.0 else {"alpha": float(alpha)})
+
+
+def fmt_tau(tau) -> str:
+    return "inf" if math.isinf(tau) else f"{tau:g}"

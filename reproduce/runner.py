@@ -1,0 +1,379 @@
+"""The one runner of every paper: plan, dry run with costs, train what is missing, write the
+manifests, render the tables, figures and claims.
+
+    from reproduce.runner import Experiment, paper_main
+    EXPERIMENT = Experiment("kl_vs_mse", ..., declare=declare)
+    main = paper_main(EXPERIMENT)            # python -m reproduce.kl_vs_mse tau-sweep --profile mini
+
+Commands of a paper script: one per declared section (its tables and figures), `teachers`
+(every run that teaches another), `analyze` (manifests and renders, training nothing), `all`
+(every section). Outputs: results/<paper>/<profile>/ (tables .md/.csv, figures .png, claims,
+manifest/<name>.table.json, <name>.figure.json and claims.json, timings.csv); runs in the one store results/runs/<run-id>/.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import time
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from common import UserError
+from engine import RunConfig, RunDir, train_group
+from engine.config import _jsonable
+from engine.rundir import atomic_write_bytes, results_root
+from engine.sweep import run_parallel, schedule
+from losses import loss_label
+from reproduce import costs
+from reproduce.cli import Parser, main_guard, threads_per_process
+from reproduce.plan import Best, Cell, Claim, Figure, PaperNumber, Plan, Section, Table, configs_of, runs_in
+from reproduce.profiles import Profile, get_profile
+
+TEACHERS, ANALYZE, ALL = "teachers", "analyze", "all"
+DEMO = "demo"          # a section `make demo` runs at one seed; not part of `all`, no claims table
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A paper script's declaration: its name, profiles and `declare(profile, seeds) -> Plan`."""
+    name: str                      # results/<name>/, reproduce/numbers/<name>.csv, analysis/<name>.py
+    title: str
+    declare: object                # (Profile, seeds) -> Plan
+    profiles: dict                 # name -> Profile, this paper's own (e.g. "paper") and shared ones
+    default_profile: str = "mini"
+    mini_profiles: tuple = ("mini",)   # what `make mini` runs
+    demo_section: str | None = None    # the section `make demo` shows (one seed)
+
+    def profile(self, name: str | None) -> Profile:
+        name = name or self.default_profile
+        if name not in self.profiles:
+            raise UserError(f"{self.name} has no profile '{name}'; known: {', '.join(self.profiles)}")
+        return get_profile(name, self.profiles)
+
+    def plan(self, profile: str | None = None, seeds=None) -> Plan:
+        p = self.profile(profile)
+        return self.declare(p, tuple(seeds) if seeds else tuple(p.seeds))
+
+    @property
+    def target(self) -> str:
+        return self.name.replace("_", "-")
+
+
+# --- the numbers each paper reports ----------------------------------------------------
+def load_numbers(paper: str) -> dict:
+    """reproduce/numbers/<paper>.csv: key -> {value, source, verified}."""
+    f = resources.files("reproduce") / "numbers" / f"{paper}.csv"
+    if not f.is_file():
+        return {}
+    with f.open() as fh:
+        return {r["key"]: {"value": float(r["value"]), "source": r["source"], "verified": r["verified"] == "yes"}
+                for r in csv.DictReader(fh)}
+
+
+def resolve_number(p: PaperNumber, numbers: dict, paper: str) -> dict:
+    if p.key is None:
+        return {"value": None, "text": p.text, "unverified": p.unverified, "key": None, "source": ""}
+    if p.key not in numbers:
+        raise KeyError(f"{paper}: no paper number '{p.key}' in reproduce/numbers/{paper}.csv")
+    n = numbers[p.key]
+    return {"value": n["value"], "text": "", "unverified": not n["verified"], "key": p.key, "source": n["source"]}
+
+
+def resolve_statement(text: str, numbers: dict, paper: str) -> str:
+    """'{a} vs {b} (supp.)' with the numbers' values; ' [unverified]' once if any is."""
+    keys = PLACEHOLDER.findall(text)
+    for k in keys:
+        if k not in numbers:
+            raise KeyError(f"{paper}: no paper number '{k}' in reproduce/numbers/{paper}.csv")
+    out = PLACEHOLDER.sub(lambda m: f"{numbers[m.group(1)]['value']:.2f}", text)
+    return out + (" [unverified]" if any(not numbers[k]["verified"] for k in keys) else "")
+
+
+PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
+
+
+# --- manifests -------------------------------------------------------------------------
+def encode(x, numbers: dict, paper: str):
+    """Declaration values as JSON: cells as run ids + metric, paper numbers resolved."""
+    if isinstance(x, Cell):
+        return {"cell": {"runs": x.run_ids(), "metric": x.metric, "digits": x.digits, "reduce": x.reduce,
+                         "against": x.against.run_id if x.against is not None else None}}
+    if isinstance(x, PaperNumber):
+        return {"paper": resolve_number(x, numbers, paper)}
+    if isinstance(x, Best):
+        return {"best": [[name, encode(c, numbers, paper)] for name, c in x.options]}
+    if isinstance(x, RunConfig):
+        return {"run": x.run_id}
+    if isinstance(x, dict):
+        return {str(k): encode(v, numbers, paper) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [encode(v, numbers, paper) for v in x]
+    return _jsonable(x)
+
+
+def describe(c: RunConfig, index: dict) -> str:
+    """'cnn1d_student KL tau=20 seed 1 <- cnn1d_teacher CE seed 0' for listings and manifests."""
+    src = ""
+    if c.teachers:
+        src = " <- " + " + ".join(describe(index[t], index) if t in index else t for t in c.teachers)
+    noise = "" if c.label_noise.tag == "clean" else f" {c.label_noise.tag}"
+    return f"{c.model} {loss_label(c.loss, c.loss_hparams)}{noise} seed {c.seed}{src}"
+
+
+def manifest(plan: Plan, item, numbers: dict, index: dict) -> dict:
+    runs = {c.run_id: c for c in runs_in(item.rows if isinstance(item, Table) else ())}
+    runs |= {c.run_id: c for c in runs_in(item.data)}
+    common = {"paper": plan.paper, "profile": plan.profile.name, "seeds": list(plan.seeds), "name": item.name,
+              "runs": {rid: describe(c, index) for rid, c in sorted(runs.items())}}
+    if isinstance(item, Figure):
+        return common | {"type": "figure", "kind": item.kind, "data": encode(item.data, numbers, plan.paper)}
+    return common | {"type": "table", "kind": item.kind, "title": item.title, "note": item.note,
+                     "statistic": item.statistic, "columns": list(item.columns),
+                     "rows": encode(list(item.rows), numbers, plan.paper),
+                     "data": encode(item.data, numbers, plan.paper)}
+
+
+def claims_manifest(plan: Plan, numbers: dict, index: dict) -> dict:
+    claims = []
+    for c in plan.claims:
+        claims.append({"text": c.text, "paper": resolve_statement(c.paper, numbers, plan.paper),
+                       "a": encode(c.a, numbers, plan.paper), "b": encode(c.b, numbers, plan.paper),
+                       "name_a": c.name_a, "name_b": c.name_b, "unit": c.unit, "kind": c.kind,
+                       "data": encode(c.data, numbers, plan.paper), "reason": c.reason})
+    runs = {r.run_id: r for c in plan.claims for r in runs_in([c.a, c.b, c.data])}
+    return {"paper": plan.paper, "profile": plan.profile.name, "seeds": list(plan.seeds), "type": "claims",
+            "name": "claims", "title": plan.claims_title, "note": plan.claims_note, "statistic": plan.statistic,
+            "claims": claims,
+            "runs": {rid: describe(c, index) for rid, c in sorted(runs.items())}}
+
+
+def write_manifest(path: Path, obj: dict) -> None:
+    """Keys in declaration order (rows, series and legends keep it), atomically."""
+    atomic_write_bytes(path, (json.dumps(_jsonable(obj), indent=1, ensure_ascii=False) + "\n").encode())
+
+
+def write_manifests(plan: Plan, sections, out: Path, index: dict, claims: bool = True) -> list[str]:
+    """One JSON per table and figure of `sections` plus claims.json; returns their names in order."""
+    numbers = load_numbers(plan.paper)
+    folder = out / "manifest"
+    names = []
+    for s in sections:
+        for item in (*s.tables, *s.figures):
+            name = f"{item.name}.{'figure' if isinstance(item, Figure) else 'table'}"
+            write_manifest(folder / f"{name}.json", manifest(plan, item, numbers, index))
+            names.append(name)
+    if claims and plan.claims:
+        write_manifest(folder / "claims.json", claims_manifest(plan, numbers, index))
+        names.append("claims")
+    return names
+
+
+# --- planning ----------------------------------------------------------------------------
+def selected(plan: Plan, command: str) -> list[Section]:
+    if command in (ALL, ANALYZE):
+        return [s for s in plan.sections if s.name != DEMO]
+    if command == TEACHERS:
+        return []
+    return [plan.section(command)]
+
+
+def teachers_of(configs: list[RunConfig]) -> list[RunConfig]:
+    """Every planned run that teaches another planned run (and, transitively, its teachers)."""
+    by_id = {c.run_id: c for c in configs}
+    todo = [t for c in configs for t in c.teachers]
+    out = {}
+    while todo:
+        rid = todo.pop()
+        if rid in by_id and rid not in out:
+            out[rid] = by_id[rid]
+            todo += list(by_id[rid].teachers)
+    return list(out.values())
+
+
+def plan_configs(plan: Plan, command: str) -> list[RunConfig]:
+    """The runs a command needs, teachers included (a plan that forgets a teacher is refused)."""
+    every = [c for s in plan.sections for c in configs_of(s)]
+    if command == TEACHERS:
+        configs = teachers_of(every)
+    else:
+        configs = [c for s in selected(plan, command) for c in configs_of(s)]
+        if command in (ALL, ANALYZE):
+            configs += [r for c in plan.claims for r in runs_in([c.a, c.b, c.data])]
+    ids = {c.run_id for c in configs}
+    unplanned = sorted({t for c in configs for t in c.teachers} - ids)
+    if unplanned:
+        raise UserError(f"{plan.paper} {command}: the plan uses teacher run(s) it does not plan: {', '.join(unplanned)}")
+    return list({c.run_id: c for c in configs}.values())
+
+
+# --- dry run -----------------------------------------------------------------------------
+def dry_run(plan: Plan, stages, log=print) -> float:
+    """List every run with its estimated cost and status; return the total cost in seconds."""
+    gpu = plan.profile.device == "gpu"
+    unit, scale = ("GPU-h", 3600.0) if gpu else ("CPU-min", 60.0)
+    index = {c.run_id: c for s in stages for g in s for c in g}
+    log(f"# {plan.paper}, {plan.profile.name} profile: {len(index)} runs in {sum(len(s) for s in stages)} groups; "
+        f"cost: {costs.note(plan.profile)}")
+    log(f"{'stage':>5} {'group':>5}  {'status':<8} {'model':<15} {'loss':<22} {'noise':<8} {'seed':>5} "
+        f"{'epochs':>6} {'cost ' + unit:>12}  teacher")
+    total = 0.0
+    for si, stage in enumerate(stages):
+        for gi, g in enumerate(stage):
+            gcost = costs.group_cost_s(g)
+            total += gcost
+            for c in g:
+                status = RunDir(c).status()
+                teacher = " + ".join(describe(index[t], index) if t in index else t for t in c.teachers) or "-"
+                log(f"{si:>5} {gi:>5}  {status:<8} {c.model:<15} {loss_label(c.loss, c.loss_hparams):<22} "
+                    f"{c.label_noise.tag:<8} {c.seed:>5} {c.recipe['epochs']:>6} {gcost / len(g) / scale:>12.2f}  "
+                    f"{teacher}")
+    jobs = default_jobs(plan.profile, "cpu")
+    log(f"# total: {total / scale:.2f} {unit}"
+        + (f" of one process; about {total / scale / jobs:.0f} wall-minutes with {jobs} processes"
+           if not gpu and plan.profile.dataset != "synthetic" else ""))
+    return total
+
+
+# --- training ----------------------------------------------------------------------------
+def default_jobs(profile: Profile, device: str) -> int:
+    """A CPU profile on a CPU: one process per core (small models use a second thread poorly); else 1."""
+    if profile.device != "cpu" or profile.dataset == "synthetic" or device.startswith("cuda"):
+        return 1
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+def _describe_group(group) -> str:
+    c = group[0]
+    losses = ", ".join(sorted({loss_label(x.loss, x.loss_hparams) for x in group}))
+    models = "/".join(sorted({x.model for x in group}))
+    src = f" <- {c.teachers[0].split('-')[0]}" if c.teachers else ""
+    return f"[{models}{src} seed {c.seed} {c.label_noise.tag}: {losses}]"
+
+
+def _timing(group, seconds) -> dict:
+    c = group[0]
+    return {"runs": len(group), "models": "/".join(sorted({x.model for x in group})), "seed": c.seed,
+            "noise": c.label_noise.tag, "epochs": c.recipe["epochs"],
+            "teacher": c.teachers[0].split("-")[0] if c.teachers else "", "seconds": round(seconds, 1)}
+
+
+def train_missing(stages, *, jobs: int, quiet: bool, log=print, device: str = "auto", **train_kwargs) -> list[dict]:
+    """Train every unfinished group: in this process stage by stage (jobs 1), else over `jobs`
+    worker processes (engine.sweep.run_parallel), groups that teach first, then the longest.
+    Returns one timing row per trained group; raises UserError naming the groups that failed."""
+    groups = [g for stage in stages for g in stage if not all(RunDir(c).finished for c in g)]
+    if not groups:
+        return []
+    todo = sum(1 for g in groups for c in g if not RunDir(c).finished)
+    log(f"training {todo} run(s) in {len(groups)} group(s), {jobs} process(es)")
+    kwargs = dict(train_kwargs, quiet=quiet, log_every=50)
+    if jobs <= 1:
+        timings = []
+        for g in groups:        # stage order: teachers come first
+            t0 = time.time()
+            train_group(g, device=device, **kwargs)
+            timings.append(_timing(g, time.time() - t0))
+            log(f"  done {_describe_group(g)} in {time.time() - t0:.0f} s")
+        return timings
+    teaching = {t for g in groups for c in g for t in c.teachers}
+    results = run_parallel(groups, jobs, device=device, threads=threads_per_process(), log=log,
+                           priority=lambda g: (not any(c.run_id in teaching for c in g), -costs.group_cost_s(g)),
+                           **kwargs)
+    bad = [(g, r) for g, r in zip(groups, results) if r["status"] in ("failed", "blocked")]
+    if bad:
+        first = next((r for _, r in bad if r["status"] == "failed"), bad[0][1])
+        raise UserError(f"{len(bad)} of {len(groups)} group(s) did not finish; first error: {first['error']}")
+    return [_timing(g, r["seconds"]) for g, r in zip(groups, results) if r["status"] == "ok"]
+
+
+def write_timings(out: Path, timings: list[dict], wall: float, jobs: int) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "timings.csv"
+    with open(path, "a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=[*timings[0], "jobs", "batch_wall_s", "when"])
+        if f.tell() == 0:
+            writer.writeheader()
+        stamp = time.strftime("%Y-%m-%d %H:%M")
+        for t in timings:
+            writer.writerow(t | {"jobs": jobs, "batch_wall_s": round(wall, 1), "when": stamp})
+
+
+# --- one command -------------------------------------------------------------------------
+def out_dir(plan: Plan) -> Path:
+    return results_root() / plan.paper / plan.profile.name
+
+
+def run(experiment: Experiment, command: str, *, profile: str | None = None, seeds=None, device: str = "auto",
+        data_root=None, download: bool = False, quiet: bool = False, dry: bool = False, jobs: int | None = None,
+        out: Path | None = None, log=print) -> list[Path]:
+    """Train what `command` needs (unless dry or analyze) and render its outputs; returns the files written."""
+    plan = experiment.plan(profile, seeds)
+    if command not in (TEACHERS, ANALYZE, ALL) and command not in [s.name for s in plan.sections]:
+        raise UserError(f"{experiment.name} has no command '{command}'")
+    configs = plan_configs(plan, command)
+    stages = schedule(configs)
+    if dry:
+        dry_run(plan, stages, log)
+        return []
+    out = Path(out) if out is not None else out_dir(plan)
+    if command != ANALYZE:
+        jobs = jobs or default_jobs(plan.profile, device)
+        t0 = time.time()
+        timings = train_missing(stages, jobs=jobs, quiet=quiet, log=log, device=device, data_root=data_root,
+                                download=download)
+        if timings:
+            log(f"trained {sum(t['runs'] for t in timings)} run(s) in {time.time() - t0:.0f} s wall")
+            write_timings(out, timings, time.time() - t0, jobs)
+    if command == TEACHERS:
+        return []
+    from analysis.render import render
+
+    index = {c.run_id: c for s in plan.sections for c in configs_of(s)}
+    names = write_manifests(plan, selected(plan, command), out, index, claims=command != DEMO)
+    return render(out, names)
+
+
+# --- command line ------------------------------------------------------------------------
+def build_parser(experiment: Experiment, module_doc: str) -> Parser:
+    commands = [TEACHERS, *[s.name for s in experiment.plan("smoke" if "smoke" in experiment.profiles
+                                                             else None).sections], ANALYZE, ALL]
+    p = Parser(prog=f"python -m reproduce.{experiment.name}", description=module_doc,
+               formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+    p.add_argument("command", choices=commands, help="what to run (trains what is missing, then its tables)")
+    p.add_argument("--profile", default=experiment.default_profile, choices=list(experiment.profiles),
+                   help=f"scale (default {experiment.default_profile})")
+    p.add_argument("--seeds", type=int, nargs="+", help="student seeds (default: the profile's)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1")
+    p.add_argument("--data-root", help="data folder (default $LOGIT_KD_DATA or ./data_cache)")
+    p.add_argument("--download", action="store_true", help="let torchvision download the data set (paper profile)")
+    p.add_argument("--jobs", type=int, help="training processes (default: one per core for a CPU profile, else 1)")
+    p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    p.add_argument("--dry-run", action="store_true", help="list every run with its estimated cost; train nothing")
+    return p
+
+
+def paper_main(experiment: Experiment, module_doc: str = ""):
+    """The `main(argv)` of a paper script."""
+    @main_guard
+    def main(argv=None):
+        args = build_parser(experiment, module_doc).parse_args(argv)
+        if args.jobs is not None and args.jobs < 1:
+            raise UserError(f"--jobs must be >= 1, got {args.jobs}")
+        start = time.time()
+        written = run(experiment, args.command, profile=args.profile, seeds=args.seeds, device=args.device,
+                      data_root=args.data_root, quiet=args.quiet, dry=args.dry_run, jobs=args.jobs,
+                      download=args.download)
+        for path in written:
+            print(f"wrote {path}")
+        if not args.dry_run:
+            print(f"{args.command} ({args.profile}) finished in {time.time() - start:.0f} s")
+        return written
+
+    return main
+
+
+def to_json(x) -> str:
+    return json.dumps(_jsonable(x), indent=1)
