@@ -10,6 +10,8 @@ Two things every in-memory data set gets here rather than in its own builder:
 from __future__ import annotations
 
 import dataclasses
+import functools
+import inspect
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +22,46 @@ import torch
 
 from common import Registry, UserError
 
-DATASETS = Registry("dataset")
+
+
+class DatasetRegistry(Registry):
+    """The data set registry: every registered builder also takes the options every
+    in-memory data set shares, `validation=None` and `validation_seed=0` (see build_dataset),
+    and they appear in its signature, so option checks (`Registry.build`, the engine's
+    validation) know them. The module-level builder stays undecorated."""
+
+    def register(self, name: str | None = None):
+        add = super().register(name)
+
+        def decorator(factory):
+            add(_with_validation(factory))
+            return factory
+
+        return decorator
+
+
+def _with_validation(factory):
+    sig = inspect.signature(factory)
+    if {"validation", "validation_seed"} & set(sig.parameters):
+        raise KeyError(f"data set builder {factory.__name__} must not define validation options itself")
+
+    @functools.wraps(factory)
+    def build(*args, validation=None, validation_seed: int = 0, **kwargs) -> DataBundle:
+        bundle = factory(*args, **kwargs)
+        if validation is None:
+            bundle.info.setdefault("evaluation", "test")
+            return bundle
+        return carve_validation(bundle, validation, validation_seed)
+
+    params = [p for p in sig.parameters.values() if p.kind is not p.VAR_KEYWORD]
+    extra = [inspect.Parameter("validation", inspect.Parameter.KEYWORD_ONLY, default=None),
+             inspect.Parameter("validation_seed", inspect.Parameter.KEYWORD_ONLY, default=0)]
+    rest = [p for p in sig.parameters.values() if p.kind is p.VAR_KEYWORD]
+    build.__signature__ = sig.replace(parameters=params + extra + rest)
+    return build
+
+
+DATASETS = DatasetRegistry("dataset")
 
 ENV_ROOT = "LOGIT_KD_DATA"
 DEFAULT_ROOT = "data_cache"
@@ -79,21 +120,16 @@ def resolve_root(root=None) -> Path:
     return (Path.cwd() / Path(root).expanduser()).resolve()
 
 
-def build_dataset(name: str, root=None, download: bool = False, validation=None, validation_seed: int = 0,
-                  **options) -> DataBundle:
+def build_dataset(name: str, root=None, download: bool = False, **options) -> DataBundle:
     """Build a registered data set; unknown names or options raise UserError listing the
     allowed ones, missing files raise DataNotFound naming the path and how to get them.
 
-    validation: None (evaluate on the test set), an int N >= 1 or a fraction in (0, 1) of the
-    training split the data set returns (after its own options such as num_train): that many
-    samples, stratified by class with `validation_seed` (`validation_indices`), become
-    `bundle.test` (unaugmented) and leave `bundle.train`; the test set is dropped from the
-    bundle. In-memory (ArraySplit) data sets only."""
-    bundle = DATASETS.build(name, root=resolve_root(root), download=bool(download), **options)
-    if validation is not None:
-        return carve_validation(bundle, validation, validation_seed)
-    bundle.info.setdefault("evaluation", "test")
-    return bundle
+    Every data set also takes validation=None (evaluate on the test set), or an int N >= 1 or a
+    fraction in (0, 1) of the training split the data set returns (after its own options such
+    as num_train): that many samples, stratified by class with `validation_seed` (default 0;
+    `validation_indices`), become `bundle.test` (unaugmented) and leave `bundle.train`; the
+    test set is dropped from the bundle. In-memory (ArraySplit) data sets only."""
+    return DATASETS.build(name, root=resolve_root(root), download=bool(download), **options)
 
 
 def list_datasets() -> list[str]:

@@ -6,13 +6,14 @@
 
 Families: CIFAR ResNets (resnet_cifar), WRNs (wrn), VGGs (vgg), MobileNetV2 (mobilenetv2),
 ShuffleV1/V2 (shufflenetv1/v2), CIFAR-stem ResNet50 (resnet50_cifar), torchvision ImageNet
-ResNets (imagenet), MobileNetV1 (mobilenetv1), and the mini profile's small models (mini).
+ResNets (imagenet), MobileNetV1 (mobilenetv1), the mini profile's small models (mini) and the
+100-class mini models for mnist1d_hier (mini100).
 Note the case: `ResNet50` is the CIFAR-stem model of the KD papers, `resnet50` the ImageNet one.
 """
 from torch import nn
 
 from models.base import MODELS, ModelOutput
-from models import (imagenet, mini, mobilenetv1, mobilenetv2, resnet50_cifar, resnet_cifar,  # noqa: F401 (register)
+from models import (imagenet, mini, mini100, mobilenetv1, mobilenetv2, resnet50_cifar, resnet_cifar,  # noqa: F401 (register)
                     shufflenetv1, shufflenetv2, vgg, wrn)
 
 __all__ = ["MODELS", "ModelOutput", "build_model", "list_models"]

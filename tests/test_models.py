@@ -26,6 +26,11 @@ MINI_SIZES = {
     "cnn1d_teacher": (88_778, 128), "cnn1d_student": (6_506, 320), "cnn1d_medium": (22_890, 64),
     "mlp1d": (6_538, 128), "cnn2d_teacher": (66_026, 64), "cnn2d_student": (6_090, 128),
 }
+# Models for the 100-class mnist1d_hier (models/mini100.py) at 100 classes on (B, 1, 40).
+MINI100_SIZES = {
+    "cnn1d_t100": (100_004, 128), "cnn1d_m100": (8_948, 32), "cnn1d_s100_shallow": (5_012, 32),
+    "cnn1d_s100_thin": (3_180, 16), "res1d_s100": (10_612, 32),
+}
 MINI_1D = {"cnn1d_teacher", "cnn1d_student", "cnn1d_medium", "mlp1d"}
 MINI_2D = {"cnn2d_teacher", "cnn2d_student"}
 # ImageNet models: (parameters at 1000 classes, feature width); torchvision / mdistiller values.
@@ -43,6 +48,8 @@ def spec(name: str) -> tuple[dict, tuple[int, ...]]:
     """Build arguments and a cheap 2-sample input shape for a registered model."""
     if name in MINI_1D:
         return {"num_classes": 10, "in_channels": 1}, (2, 1, 40)
+    if name in MINI100_SIZES:
+        return {"num_classes": 100, "in_channels": 1}, (2, 1, 40)
     if name in MINI_2D:
         return {"num_classes": 10, "in_channels": 1}, (2, 1, 8, 8)
     if name in IMAGENET_SIZES:
@@ -51,7 +58,7 @@ def spec(name: str) -> tuple[dict, tuple[int, ...]]:
 
 
 def test_every_model_has_a_known_kind():
-    known = set(CIFAR_SIZES) | set(MINI_SIZES) | set(IMAGENET_SIZES)
+    known = set(CIFAR_SIZES) | set(MINI_SIZES) | set(MINI100_SIZES) | set(IMAGENET_SIZES)
     assert set(list_models()) == known, "add a new model to the size tables of this test"
 
 
@@ -67,6 +74,14 @@ def test_cifar_sizes_match_the_standard(name):
 def test_mini_sizes(name):
     count, width = MINI_SIZES[name]
     model = build_model(name, num_classes=10, in_channels=1)
+    assert n_params(model) == count
+    assert model.feature_dim == width
+
+
+@pytest.mark.parametrize("name", sorted(MINI100_SIZES))
+def test_mini100_sizes(name):
+    count, width = MINI100_SIZES[name]
+    model = build_model(name, num_classes=100, in_channels=1)
     assert n_params(model) == count
     assert model.feature_dim == width
 
