@@ -8,6 +8,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import re
 from dataclasses import dataclass, field
 
 from common import UserError
@@ -118,10 +119,21 @@ def from_jsonable(x):
     return x
 
 
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+
+def check_experiment(name) -> str:
+    """The experiment tag is a plain name (letters, digits, _ . -): never a path."""
+    if not isinstance(name, str) or not _PLAIN_NAME.fullmatch(name) or set(name) <= {"."}:
+        raise UserError(f"experiment must be a plain name (letters, digits, _ . -), got {name!r}")
+    return name
+
+
 def make_config(experiment, dataset, model, *, loss="ce", loss_hparams=None, teachers=(), ensemble="mean",
                 recipe="smoke", recipe_overrides=None, seed=0, dataset_options=None, model_options=None,
                 label_noise=None, teacher_cache=False) -> RunConfig:
     """Build a RunConfig from names; resolves and validates the recipe."""
+    check_experiment(experiment)
     if ensemble not in ("mean", "sum"):
         raise UserError(f"ensemble must be 'mean' or 'sum', got '{ensemble}'")
     from losses import build_loss

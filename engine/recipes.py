@@ -6,6 +6,7 @@ recipe is written into each run's config.json, so a run directory says exactly h
 it was trained.
 """
 import dataclasses
+import math
 from dataclasses import dataclass
 
 from common import Registry, UserError
@@ -37,6 +38,8 @@ class Recipe:
         if unknown:
             raise UserError(f"recipe has no field {', '.join(unknown)}; fields: {', '.join(sorted(fields))}")
         if "milestones" in overrides:
+            if not isinstance(overrides["milestones"], (list, tuple)):
+                raise UserError(f"milestones must be a list of epochs, got {overrides['milestones']!r}")
             overrides["milestones"] = tuple(overrides["milestones"])
         return validate(dataclasses.replace(self, **overrides))
 
@@ -44,9 +47,20 @@ class Recipe:
         return dataclasses.asdict(self)
 
 
+_INTS = ("epochs", "batch_size", "warmup_epochs", "eval_every")
+_FLOATS = ("lr", "momentum", "weight_decay", "gamma", "ce_weight", "kd_weight")
+
+
 def validate(r: Recipe) -> Recipe:
-    if r.epochs < 0:
-        raise UserError(f"epochs must be >= 0, got {r.epochs}")
+    for name in _INTS:
+        if not _is_int(getattr(r, name)):
+            raise UserError(f"{name} must be an integer, got {getattr(r, name)!r}")
+    for name in _FLOATS:
+        value = getattr(r, name)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+            raise UserError(f"{name} must be a finite number, got {value!r}")
+    if r.epochs < 1:
+        raise UserError(f"epochs must be >= 1, got {r.epochs}")
     if not r.lr > 0:
         raise UserError(f"lr must be > 0, got {r.lr}")
     if r.batch_size < 1:
@@ -55,11 +69,20 @@ def validate(r: Recipe) -> Recipe:
         raise UserError(f"optimizer must be 'sgd' or 'adam', got '{r.optimizer}'")
     if r.schedule not in ("multistep", "cosine", "constant"):
         raise UserError(f"schedule must be multistep, cosine or constant, got '{r.schedule}'")
+    if not all(_is_int(m) and m >= 1 for m in r.milestones):
+        raise UserError(f"milestones must be epochs >= 1, got {list(r.milestones)}")
     if r.eval_every < 1:
         raise UserError(f"eval_every must be >= 1, got {r.eval_every}")
-    if r.weight_decay < 0 or r.ce_weight < 0 or r.kd_weight < 0 or r.warmup_epochs < 0:
-        raise UserError("weight_decay, ce_weight, kd_weight and warmup_epochs must be >= 0")
+    for name in ("weight_decay", "ce_weight", "kd_weight", "warmup_epochs", "momentum"):
+        if getattr(r, name) < 0:
+            raise UserError(f"{name} must be >= 0, got {getattr(r, name)}")
+    if not r.gamma > 0:
+        raise UserError(f"gamma must be > 0, got {r.gamma}")
     return r
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def lr_at(r: Recipe, epoch: int, step: int, steps_per_epoch: int) -> float:
@@ -67,8 +90,6 @@ def lr_at(r: Recipe, epoch: int, step: int, steps_per_epoch: int) -> float:
     if r.schedule == "constant":
         return r.lr
     if r.schedule == "cosine":
-        import math
-
         total = max(r.epochs * steps_per_epoch, 1)
         t = epoch * steps_per_epoch + step
         return 0.5 * r.lr * (1.0 + math.cos(math.pi * t / total))
@@ -128,7 +149,7 @@ _recipe("imagenet", Recipe(
     ce_weight=1.0, kd_weight=1.0,
     source="paper 2 ImageNet: 100 epochs, lr 0.2, x0.1 every 30, batch 512, wd 1e-4"))
 
-# --- Mini profile: mnist1d, 1000 training samples (shared/mini-notes.md, re-measured here) ---
+# --- Mini profile: mnist1d, 1000 training samples (the mini-profile search notes, re-measured here) ---
 _recipe("mini_teacher", Recipe(
     epochs=40, batch_size=128, lr=1e-2, optimizer="adam", weight_decay=0.0,
     schedule="cosine", ce_weight=0.0, kd_weight=1.0,
