@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from filelock import FileLock
 
 from common import UserError
 from engine.rundir import atomic_torch_save, atomic_write_bytes, sha256_file
@@ -108,16 +109,25 @@ class CacheFile:
 def load_or_build(teacher, teacher_dir: Path, dataset: str, dataset_options: dict, split, device,
                   quiet: bool = False) -> CacheFile:
     """The cache of one loaded teacher (engine.teachers.LoadedTeacher) for `split`: loaded and
-    checked (sha256, shape, validation against the online teacher) or built and saved."""
+    checked (sha256, shape, validation against the online teacher) or built and saved. Under
+    a lock of its own: two students needing the same cache build it once."""
     n, views = len(split), split.num_views
-    num_classes = teacher.num_classes
-    dtype = cache_dtype(n, views, num_classes)
+    dtype = cache_dtype(n, views, teacher.num_classes)
     key = cache_key(teacher.sha256, dataset, dataset_options, split, dtype)
     path = Path(teacher_dir) / f"teacher_logits_{key}.pt"
+    with FileLock(path.with_suffix(".lock")):
+        return _load_or_build(teacher, path, dataset, dataset_options, split, device, dtype, quiet)
+
+
+def _load_or_build(teacher, path: Path, dataset, dataset_options, split, device, dtype, quiet) -> CacheFile:
+    n, views, num_classes = len(split), split.num_views, teacher.num_classes
     meta_path = path.with_suffix(".json")
     logits = None
     if path.exists() and meta_path.exists():
-        info = json.loads(meta_path.read_text())
+        try:
+            info = json.loads(meta_path.read_text())
+        except ValueError:          # a torn .json: rebuild
+            info = {}
         if sha256_file(path) == info.get("sha256"):
             logits = torch.load(path, map_location="cpu", weights_only=True)["logits"].to(device)
             if tuple(logits.shape) != (n, views, num_classes) or logits.dtype != dtype:
@@ -138,7 +148,7 @@ def load_or_build(teacher, teacher_dir: Path, dataset: str, dataset_options: dic
     atomic_write_bytes(meta_path, (json.dumps(info, indent=2, sort_keys=True) + "\n").encode())
     if not check["ok"]:
         raise UserError(f"teacher cache {path} differs from the online teacher by {check['max_abs_err']:.3g} "
-                        f"(tolerance {check['tolerance']:.3g}); delete it to rebuild")
+                        f"(tolerance {check['tolerance']:.3g}); delete it to rebuild it: rm {path} {meta_path}")
     return CacheFile(path, logits, info)
 
 

@@ -5,13 +5,14 @@ teacher is trained once and found again by its config. Its final weights carry a
 sha256 checksum; a student records which teacher (run id and checksum) it used, and the
 engine re-evaluates a teacher before distilling from it.
 """
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 
 from common import UserError
 from engine.config import RunConfig, LabelNoise, make_config
-from engine.rundir import RunDir, read_json, sha256_file, store_root
+from engine.rundir import RunDir, RunLock, store_command, store_root
 from models import build_model
 
 TEACHER_EXPERIMENT = "teachers"
@@ -30,7 +31,7 @@ def teacher_rundir(run_id: str) -> RunDir:
     sequential distillation), found by its run id alone."""
     path = store_root() / run_id
     if (path / "config.json").exists():
-        return RunDir(RunConfig.from_dict(read_json(path / "config.json")))
+        return RunDir.at(path)
     raise UserError(f"no teacher run '{run_id}' in {store_root()}; train it first (make teachers)")
 
 
@@ -44,25 +45,42 @@ class LoadedTeacher:
 
 
 def load_teacher(run_id: str, num_classes: int, in_channels: int, device) -> LoadedTeacher:
+    """The teacher's weights, checked against their checksum. Read under the teacher's lock, so
+    a teacher that another process is (re)training is waited for, never read half-written."""
     rd = teacher_rundir(run_id)
-    if not rd.finished or not rd.model_file.exists():
-        raise UserError(f"teacher run {rd.path} is not finished; finish it first (make teachers)")
-    recorded = (rd.path / "model.sha256").read_text().strip()
-    actual = sha256_file(rd.model_file)
-    if actual != recorded:
-        raise UserError(f"teacher weights {rd.model_file} fail their checksum (corrupt or replaced); retrain with --force")
+    with _reading(rd.path):
+        if not rd.finished or not rd.model_file.exists():
+            raise UserError(f"teacher run {rd.path} is not finished; finish it: {store_command(run_id, force=False)}")
+        recorded_top1 = rd.summary()["final"]["test_top1"]
+        digest = rd.verify_model()
+        state = torch.load(rd.model_file, map_location="cpu", weights_only=True)
     model = build_model(rd.config.model, num_classes=num_classes, in_channels=in_channels, **rd.config.model_options)
     try:
-        state = torch.load(rd.model_file, map_location="cpu", weights_only=True)
         model.load_state_dict(state)
     except RuntimeError as e:
         raise UserError(f"teacher {run_id} does not fit a {num_classes}-class {rd.config.model}: "
                         f"{str(e).splitlines()[0]}") from e
     model.to(device).eval().requires_grad_(False)
-    return LoadedTeacher(run_id, model, actual, rd.summary()["final"]["test_top1"], num_classes)
+    return LoadedTeacher(run_id, model, digest, recorded_top1, num_classes)
+
+
+@contextmanager
+def _reading(path):
+    """Hold the run's lock while reading it (a read-only store, where nobody trains, is read as is)."""
+    lock = RunLock(path)
+    try:
+        lock.acquire(wait=True)
+    except PermissionError:
+        yield
+        return
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def check_teacher_accuracy(teacher: LoadedTeacher, measured_top1: float) -> None:
     if abs(measured_top1 - teacher.recorded_top1) > ACCURACY_TOLERANCE:
         raise UserError(f"teacher {teacher.run_id} scores {measured_top1:.2f}% on this test set but its run recorded "
-                        f"{teacher.recorded_top1:.2f}%: wrong data or weights, refusing to distill")
+                        f"{teacher.recorded_top1:.2f}%: wrong data or weights, refusing to distill; if its "
+                        f"weights are damaged, retrain it: {store_command(teacher.run_id)}")
