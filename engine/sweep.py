@@ -15,8 +15,15 @@
   finished; among the ready ones, `priority(group)` decides (default: most runs first).
 - Finished runs are skipped (a group whose runs are all finished is reported "done"); an
   unfinished one resumes from its checkpoint (train_group's behaviour).
+- Validation: every group is checked first, in this process (engine.validate: configs, data,
+  models, teachers); a bad group is "failed" at once, without a worker.
 - Failures: an exception in one group is reported for its runs (status "failed" with the
-  error) and the sweep goes on; groups that need a failed group's teacher are "blocked".
+  error in one line; a traceback only for errors that are not user errors) and the sweep goes
+  on. A diverging run stops alone (failed.json), its group's other runs finish, and the group
+  is "failed". A group is "blocked" when a teacher it needs did not finish (its group failed
+  or was blocked); students of a failed group's healthy runs still train.
+- Locks: train_group holds each run's lock while training it; a run another sweep is training
+  is waited for and, once finished there, skipped here (a teacher is never trained twice).
 
 Each result is {"runs": [run ids], "status": done | ok | failed | blocked, "seconds", "error",
 "worker"}. Run directories are those of `engine.train`; nothing else is written.
@@ -31,9 +38,10 @@ import time
 import traceback
 from pathlib import Path
 
+from common import UserError
 from engine.config import RunConfig
 from engine.rundir import RunDir
-from engine.trainer import GROUP_KEYS
+from engine.trainer import GROUP_KEYS, TrainingDiverged
 
 def group_key(c: RunConfig) -> tuple:
     """Runs with equal keys can train as one group (engine.trainer.check_group's conditions)."""
@@ -95,14 +103,36 @@ def _train_in_worker(configs: list[RunConfig], kwargs: dict) -> dict:
     from engine.trainer import train_group
 
     t0 = time.time()
+    worker = os.environ.get("_LOGIT_KD_WORKER", "")
     try:
         train_group(configs, **kwargs)
-        return {"status": "ok", "seconds": time.time() - t0, "error": None,
-                "worker": os.environ.get("_LOGIT_KD_WORKER", "")}
+        return {"status": "ok", "seconds": time.time() - t0, "error": None, "worker": worker}
+    except (UserError, TrainingDiverged) as e:     # the user's to fix: one line says it all
+        return {"status": "failed", "seconds": time.time() - t0, "error": one_line(e), "worker": worker}
     except BaseException as e:    # noqa: BLE001  report, never lose the other groups
-        return {"status": "failed", "seconds": time.time() - t0,
-                "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(),
-                "worker": os.environ.get("_LOGIT_KD_WORKER", "")}
+        return {"status": "failed", "seconds": time.time() - t0, "error": f"{type(e).__name__}: {one_line(e)}",
+                "traceback": traceback.format_exc(), "worker": worker}
+
+
+def one_line(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+def _precheck(groups: list, todo: list[int], data_root=None, download=False) -> dict[int, str]:
+    """Validate the groups `todo` here, before any worker starts: group index -> its one-line error."""
+    from engine.validate import Checker
+
+    checker = Checker(data_root, download)
+    planned = {c.run_id: c for g in groups for c in g}
+    errors = {}
+    for i in todo:
+        try:
+            for c in groups[i]:
+                if not RunDir(c).finished:
+                    checker.check(c, planned)
+        except UserError as e:
+            errors[i] = one_line(e)
+    return errors
 
 
 def default_devices(device: str = "auto") -> list:
@@ -119,6 +149,8 @@ def run_parallel(configs, jobs: int | None = None, *, device: str = "auto", thre
     """Train `configs` (a list of RunConfig, grouped by `schedule`, or a list of groups) over
     worker processes; returns one result per group (see the module docstring). `priority(group)`
     orders the groups that are ready to start (smallest first; default: the largest group first)."""
+    if jobs is not None and jobs < 1:
+        raise UserError(f"jobs must be >= 1, got {jobs}")
     if configs and isinstance(configs[0], RunConfig):
         groups = [g for stage in schedule(configs) for g in stage]
     else:
@@ -130,23 +162,43 @@ def run_parallel(configs, jobs: int | None = None, *, device: str = "auto", thre
     else:
         slots = gpus[: jobs] if jobs else gpus       # one worker per GPU
         worker_device = "cuda"
+    from engine.trainer import resolve_device
+
+    resolve_device(worker_device)                # a bad device: one line, before anything starts
     kwargs = dict(train_kwargs, device=worker_device)
     kwargs.setdefault("quiet", True)
 
     results: list[dict | None] = [None] * len(groups)
+
+    def record(i, status, error=None, seconds=0.0, worker="", **extra):
+        results[i] = {"runs": [c.run_id for c in groups[i]], "status": status, "seconds": seconds,
+                      "error": error, "worker": worker, **extra}
+
     pending = []
     for i, g in enumerate(groups):
-        if all(RunDir(c).finished for c in g):
-            results[i] = {"runs": [c.run_id for c in g], "status": "done", "seconds": 0.0, "error": None,
-                          "worker": ""}
+        damaged = _damaged(g)
+        if damaged:
+            record(i, "failed", damaged)
+        elif all(RunDir(c).finished for c in g):
+            record(i, "done")
         else:
             pending.append(i)
-    ours = {c.run_id: i for i in pending for c in groups[i]}
-    failed: set[int] = set()
-    finished: set[int] = set()
+    for i, error in _precheck(groups, pending, kwargs.get("data_root"), kwargs.get("download", False)).items():
+        record(i, "failed", error)
+        log(f"  failed {_describe(groups[i])}: {error}")
+    pending = [i for i in pending if results[i] is None]
+    ours = {c.run_id: i for i in range(len(groups)) for c in groups[i]}
+    by_id = {c.run_id: c for g in groups for c in g}
+    over: set[int] = {i for i in range(len(groups)) if results[i] is not None}   # done, failed or blocked
 
-    def needs(i):
-        return {ours[t] for c in groups[i] for t in c.teachers if t in ours and ours[t] != i}
+    def state(i):
+        """ready, wait (a teacher's group still runs) or the run id of a teacher that did not finish."""
+        for t in {t for c in groups[i] for t in c.teachers if t in ours and ours[t] != i}:
+            if ours[t] not in over:
+                return "wait"
+            if not RunDir(by_id[t]).finished:
+                return t
+        return "ready"
 
     pending.sort(key=(lambda i: priority(groups[i])) if priority else (lambda i: -len(groups[i])))
     if pending:
@@ -161,14 +213,13 @@ def run_parallel(configs, jobs: int | None = None, *, device: str = "auto", thre
                                 initargs=(slot_queue, threads)) as pool:
         while pending or running:
             for i in list(pending):
-                blockers = needs(i)
-                if blockers & failed:
+                st = state(i)
+                if st not in ("ready", "wait"):
                     pending.remove(i)
-                    failed.add(i)
-                    results[i] = {"runs": [c.run_id for c in groups[i]], "status": "blocked", "seconds": 0.0,
-                                  "error": "a teacher of this group failed", "worker": ""}
-                    log(f"  blocked {_describe(groups[i])}: a teacher failed")
-                elif blockers <= finished and len(running) < len(slots):
+                    over.add(i)
+                    record(i, "blocked", f"its teacher {st} did not finish")
+                    log(f"  blocked {_describe(groups[i])}: its teacher {st} did not finish")
+                elif st == "ready" and len(running) < len(slots):
                     pending.remove(i)
                     running[pool.submit(_train_in_worker, groups[i], kwargs)] = i
             if not running:
@@ -182,11 +233,23 @@ def run_parallel(configs, jobs: int | None = None, *, device: str = "auto", thre
                     res = fut.result()
                 except BaseException as e:    # noqa: BLE001  a worker process died
                     res = {"status": "failed", "seconds": 0.0, "error": f"worker died: {e!r}", "worker": ""}
-                results[i] = {"runs": [c.run_id for c in groups[i]], **res}
-                (finished if res["status"] == "ok" else failed).add(i)
+                record(i, **res)
+                over.add(i)
                 what = f"in {res['seconds']:.0f} s" if res["status"] == "ok" else f"FAILED: {res['error']}"
                 log(f"  {res['status']} {_describe(groups[i])} {what}")
     return results
+
+
+def _damaged(group) -> str | None:
+    """The one-line error of a finished run of `group` whose files are damaged, else None."""
+    for c in group:
+        rd = RunDir(c)
+        if rd.finished:
+            try:
+                rd.verify()
+            except UserError as e:
+                return one_line(e)
+    return None
 
 
 def _describe(group) -> str:

@@ -14,6 +14,7 @@ Launched by torchrun with WORLD_SIZE > 1, the same loop trains data-parallel (on
 per GPU or CPU rank, DistributedDataParallel; see engine/distributed.py): each rank takes
 its slice of every global batch, rank 0 alone writes the run directories.
 """
+import dataclasses
 import math
 import sys
 import time
@@ -30,7 +31,7 @@ from engine import distributed
 from engine.config import RunConfig
 from engine.evaluate import Predictions, agreement_metrics, classification_metrics, predict
 from engine.recipes import evaluates, kd_ramp, lr_at
-from engine.rundir import RunDir, results_root
+from engine.rundir import RunDir, atomic_torch_save, hold, results_root
 from engine.teachers import check_teacher_accuracy, load_teacher
 from losses import build_loss
 from models import build_model
@@ -40,7 +41,8 @@ EVAL_BATCH = 1000
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss became NaN or inf; the last good checkpoint is kept."""
+    """The loss of one or more runs became NaN or inf; each keeps its last good checkpoint and a
+    failed.json, the other runs of its group finish."""
 
 
 @dataclass
@@ -54,14 +56,28 @@ class Member:
     start_epoch: int = 0
     log: list = field(default_factory=list)
     forward: object = None          # model, or its torch.compile'd forward (GPU path)
+    failed: str | None = None       # why it stopped (diverged); the others of the group go on
 
 
 def resolve_device(device: str) -> torch.device:
+    """auto (CUDA when present), cpu, cuda, cuda:N or mps; anything else is a UserError."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"device '{device}' asked for but CUDA is not available here")
-    return torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise UserError(f"unknown device '{device}'; use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError(f"device '{device}' asked for but CUDA is not available here")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise UserError(f"device '{device}': this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise UserError(f"device '{device}' asked for but MPS is not available here")
+    elif dev.type != "cpu":
+        raise UserError(f"unknown device '{device}'; use auto, cpu, cuda or cuda:N")
+    return dev
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
@@ -87,8 +103,12 @@ def optimizer_for(named: list, recipe) -> torch.optim.Optimizer:
     return torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov)
 
 
-def load_data(config: RunConfig, data_root, download: bool):
-    bundle = build_dataset(config.dataset, root=data_root, download=download, **config.dataset_options)
+def load_data(config: RunConfig, data_root, download: bool, bundle=None):
+    """The run's data (a copy of `bundle` when one was built already, by validation), with its
+    noisy training labels."""
+    if bundle is None:
+        bundle = build_dataset(config.dataset, root=data_root, download=download, **config.dataset_options)
+    bundle = dataclasses.replace(bundle)      # never change the caller's bundle
     noise = config.label_noise
     if noise.kind != "none" and noise.rate > 0:
         key = f"{config.dataset}-{_options_tag(config.dataset_options)}-{noise.kind}-{noise.rate:g}-s{noise.seed}.pt"
@@ -122,7 +142,8 @@ class Trainer:
     """Trains a group of runs on one data stream. Use `train_group` / `train`."""
 
     def __init__(self, configs, *, device="auto", data_root=None, download=False, force=False,
-                 quiet=False, log_every=1, teacher_bank=None, stack="auto", fast=False, compile=False):
+                 quiet=False, log_every=1, teacher_bank=None, stack="auto", fast=False, compile=False,
+                 bundle=None):
         check_group(configs)
         self.configs = configs
         # torchrun (WORLD_SIZE > 1): data-parallel over ranks; otherwise a single process
@@ -139,7 +160,7 @@ class Trainer:
                 raise UserError("stacked students are not available with distributed (torchrun) training")
             stack = False
         with self.dist.rank_zero_first():    # rank 0 may write label-noise files and teacher caches
-            self.bundle = load_data(first, data_root, download)
+            self.bundle = load_data(first, data_root, download, bundle)
             self.bundle.train = self.bundle.train.to(self.device)
             self.bundle.test = self.bundle.test.to(self.device)
             self.teachers = self._load_teachers(first)
@@ -199,8 +220,6 @@ class Trainer:
         if config.is_teacher and config.loss != "ce":
             raise UserError(f"loss '{config.loss}' needs a teacher (--teacher); without one only 'ce' trains")
         rundir = RunDir(config)
-        if self.dist.is_main:                  # the other ranks only read (after rank 0, see run)
-            rundir.create(str(self.device), force=self.force)
         torch.manual_seed(config.seed)   # the same init whether trained alone or in a group
         model = build_model(config.model, num_classes=self.bundle.num_classes,
                             in_channels=self.bundle.in_channels, **config.model_options).to(self.device)
@@ -212,6 +231,8 @@ class Trainer:
         if self.channels_last:
             model.to(memory_format=torch.channels_last)
         member.forward = torch.compile(model, mode=self.compile_mode) if self.compile else model   # state_dict stays model's
+        if self.dist.is_main:                  # everything built: only now the directory is written
+            rundir.create(str(self.device), force=self.force)   # (the other ranks only read, after rank 0)
         if rundir.started:
             self._restore(member)
         return member
@@ -232,7 +253,9 @@ class Trainer:
         torch.set_rng_state(state["torch_rng"])
         m.start_epoch = state["epoch"]
         if self.dist.is_main:
-            m.rundir.truncate_metrics(m.start_epoch)
+            m.rundir.resume_metrics(m.start_epoch)
+        if not self.quiet:
+            print(f"[{m.config.slug}] resuming from epoch {m.start_epoch}/{self.epochs}: {m.rundir.path}", flush=True)
 
     def _checkpoint(self, m: Member, epoch_done: int) -> None:
         m.rundir.save_checkpoint({
@@ -253,11 +276,18 @@ class Trainer:
         start = starts.pop()
         self.stacked = self._maybe_stack(members)
         for epoch in range(start, self.epochs):
+            if all(m.failed for m in members):
+                break
             self._train_epoch(members, epoch)
         if self.dist.is_main:
             for m in members:
-                self._finish(m)
+                if not m.failed:
+                    self._finish(m)
         self.dist.barrier()                    # every rank returns once the summaries exist
+        failed = [m.failed for m in members if m.failed]
+        if failed:
+            raise TrainingDiverged(failed[0] if len(failed) == 1 else
+                                   f"{len(failed)} of {len(members)} runs diverged: " + "; ".join(failed))
         return [m.rundir for m in members]
 
     def _maybe_stack(self, members):
@@ -309,6 +339,8 @@ class Trainer:
             else:
                 zt_all, y_all = zt, y
             for i, (m, recipe) in enumerate(zip(members, recipes)):
+                if m.failed:                   # diverged in an earlier epoch: the others go on
+                    continue
                 for group in m.optimizer.param_groups:
                     group["lr"] = lr_at(recipe, epoch, step, steps)
                 m.loss_fn.set_progress(progress)
@@ -328,17 +360,19 @@ class Trainer:
         self.dist.all_reduce_sum(step_losses)     # global-batch mean losses, correct counts over ranks
         self.dist.all_reduce_sum(correct)
         elapsed = time.perf_counter() - t0
+        active = sum(not m.failed for m in members)   # the members that trained this epoch
         if self.stacked is not None:
             self.stacked.export_state()
         for i, (m, recipe) in enumerate(zip(members, recipes)):
-            self._check_finite(m, step_losses[i].cpu(), epoch)
+            if m.failed or not self._check_finite(m, step_losses[i].cpu(), epoch):
+                continue
             m.loss_fn.end_epoch()
             if not self.dist.is_main:
                 continue
             row = {"epoch": epoch + 1, "lr": m.optimizer.param_groups[0]["lr"],
                    "train_loss": step_losses[i].mean().item(),
                    "train_top1": 100.0 * correct[i].item() / len(train),   # on augmented batches, training labels
-                   "train_time_s": elapsed / len(members),
+                   "train_time_s": elapsed / active,
                    **(self._evaluate(m) if evaluates(recipe, epoch + 1) else {})}
             m.rundir.append_metrics(row)
             self._checkpoint(m, epoch + 1)
@@ -359,7 +393,7 @@ class Trainer:
         losses = [self._objective(m, recipe, zs_all[i], zt, y, epoch)
                   for i, (m, recipe) in enumerate(zip(members, recipes))]
         st.optimizer.zero_grad(set_to_none=True)
-        torch.stack(losses).sum().backward()
+        sum(l for l, m in zip(losses, members) if not m.failed).backward()   # a NaN member trains no further
         st.optimizer.step()
         if zt is not None:
             for m in members:
@@ -376,13 +410,22 @@ class Trainer:
             total = total + recipe.ce_weight * F.cross_entropy(zs.float(), y)
         return total
 
-    def _check_finite(self, m: Member, losses: torch.Tensor, epoch: int) -> None:
+    def _check_finite(self, m: Member, losses: torch.Tensor, epoch: int) -> bool:
+        """False (and the member stopped, with failed.json) when a step loss of this epoch was not
+        finite: its checkpoint of the epoch before stays the last good one."""
         bad = (~torch.isfinite(losses)).nonzero()
-        if len(bad):
-            step = bad[0].item()
-            raise TrainingDiverged(
-                f"run {m.config.run_id}: loss became {losses[step].item()} at epoch {epoch + 1}, step {step + 1}; "
-                f"the last good checkpoint (epoch {epoch}) is kept in {m.rundir.path}")
+        if not len(bad):
+            return True
+        step = bad[0].item()
+        kept = (f"its last good checkpoint (epoch {epoch}) is kept in {m.rundir.path}" if epoch > 0 else
+                f"it diverged in its first epoch, so no checkpoint exists ({m.rundir.path})")
+        m.failed = (f"run {m.config.run_id} diverged: loss became {losses[step].item()} at epoch {epoch + 1}, "
+                    f"step {step + 1}; {kept}")
+        if self.dist.is_main:
+            m.rundir.mark_failed(m.failed, epoch + 1)
+        if not self.quiet:
+            print(f"[{m.config.slug}] {m.failed}", file=sys.stderr, flush=True)
+        return False
 
     def _evaluate(self, m: Member) -> dict:
         preds = predict(m.model, self.bundle.test, EVAL_BATCH, self.device)
@@ -403,13 +446,17 @@ class Trainer:
             print(line, flush=True)
 
     def _finish(self, m: Member) -> None:
+        rows = m.rundir.metrics()
+        if [r["epoch"] for r in rows] != list(range(1, self.epochs + 1)):   # the summary covers every epoch
+            raise RuntimeError(f"{m.rundir.metrics_file} holds epochs {[r['epoch'] for r in rows]}, "
+                               f"not 1..{self.epochs}: refusing to write a summary")
         preds = predict(m.model, self.bundle.test, EVAL_BATCH, self.device, feature_rows=FEATURE_ROWS)
-        torch.save({"logits": preds.logits.cpu(), "labels": self.bundle.test.labels.cpu(),
-                    "features": preds.features.cpu(), "feature_norms": preds.feature_norms.cpu(),
-                    "teacher_logits": None if self.teacher_test is None else self.teacher_test.cpu()},
-                   m.rundir.path / "outputs.pt")
+        atomic_torch_save({"logits": preds.logits.cpu(), "labels": self.bundle.test.labels.cpu(),
+                           "features": preds.features.cpu(), "feature_norms": preds.feature_norms.cpu(),
+                           "teacher_logits": None if self.teacher_test is None else self.teacher_test.cpu()},
+                          m.rundir.path / "outputs.pt")
         sha = m.rundir.save_model({k: v.cpu() for k, v in m.model.state_dict().items()})
-        m.rundir.write_summary(summarize(m.rundir.metrics()) | {
+        m.rundir.write_summary(summarize(rows) | {
             "run_id": m.config.run_id, "model_sha256": sha,
             "params": sum(p.numel() for p in m.model.parameters()),
             "precision": "bf16-autocast" if self.fast else "fp32", "stacked": self.stacked is not None,
@@ -458,21 +505,69 @@ def summarize(rows: list[dict]) -> dict:
             "train_time_s": sum(r.get("train_time_s", 0.0) for r in rows)}
 
 
-def train_group(configs: list[RunConfig], *, force=False, **kwargs) -> list[RunDir]:
-    """Train the unfinished runs of `configs` together; finished ones are skipped (force: redone)."""
+def train_group(configs: list[RunConfig], *, force=False, wait=True, **kwargs) -> list[RunDir]:
+    """Train the unfinished runs of `configs` together; finished ones are skipped (force: redone),
+    after checking that their weights are intact.
+
+    Everything is validated first (engine.validate: configs, data, models, teachers); then the
+    runs' locks are taken for the whole training: another process holding one is waited for
+    (wait=True, the default; a run it finished meanwhile is skipped) or refused in one line
+    (wait=False). A run whose loss becomes NaN stops with failed.json; the others finish, then
+    TrainingDiverged names the diverged ones."""
+    from engine.validate import Checker
+
+    ctx = distributed.context(kwargs.get("device", "auto"))
     # distributed: every rank decides from the same files (none is written before this barrier)
-    distributed.context(kwargs.get("device", "auto")).barrier()
-    todo = [c for c in configs if force or not RunDir(c).finished]
-    if todo:
+    ctx.barrier()
+    resolve_device(distributed.resolve_device(kwargs.get("device", "auto"), ctx))
+    todo = [c for c in configs if force or not _finished(RunDir(c))]
+    if not todo:
+        return [RunDir(c) for c in configs]
+    check_group(todo)
+    checker = Checker(kwargs.get("data_root"), kwargs.get("download", False))
+    with ctx.rank_zero_first():               # rank 0 may write data caches while building
+        checker.check_all(todo)
+    say = _silent if kwargs.get("quiet") else print
+    with hold([RunDir(c).path for c in todo] if ctx.is_main else [], wait=wait, say=say):
+        # another process may have finished some while we waited
+        todo = _same_on_every_rank(ctx, [c for c in todo if force or not RunDir(c).finished])
         # Runs resumed from different epochs cannot share batches: train each part separately.
         by_start = {}
         for c in todo:
             rd = RunDir(c)
             start = rd.load_checkpoint()["epoch"] if rd.started and not force else 0
             by_start.setdefault(start, []).append(c)
+        diverged = []
         for group in by_start.values():
-            Trainer(group, force=force, **kwargs).run()
+            bundle = checker.bundle(group[0].dataset, group[0].dataset_options)
+            try:
+                Trainer(group, force=force, bundle=bundle, **kwargs).run()
+            except TrainingDiverged as e:        # the other parts still train
+                diverged.append(str(e))
+        if diverged:
+            raise TrainingDiverged("; ".join(diverged))
     return [RunDir(c) for c in configs]
+
+
+def _finished(rd: RunDir) -> bool:
+    """Finished and intact (summary readable, weights matching their checksum)."""
+    if not rd.finished:
+        return False
+    rd.verify()
+    return True
+
+
+def _same_on_every_rank(ctx, configs: list[RunConfig]) -> list[RunConfig]:
+    """Rank 0's list (it alone holds the locks and re-checked the files under them)."""
+    if not ctx.enabled:
+        return configs
+    ids = [[c.run_id for c in configs]]
+    torch.distributed.broadcast_object_list(ids, src=0)
+    return [c for c in configs if c.run_id in set(ids[0])]
+
+
+def _silent(*args, **kwargs) -> None:
+    return None
 
 
 def train(config: RunConfig, **kwargs) -> RunDir:
