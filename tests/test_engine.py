@@ -218,10 +218,10 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
     assert run_cli(argv, straight_env).wait(timeout=300) == 0
 
     proc = run_cli(argv, killed_env)
-    metrics = list((tmp_path / "killed").glob("single/runs/*/metrics.jsonl"))
+    metrics = list((tmp_path / "killed").glob("runs/*/metrics.jsonl"))
     deadline = time.time() + 120
     while time.time() < deadline:
-        metrics = list((tmp_path / "killed").glob("single/runs/*/metrics.jsonl"))
+        metrics = list((tmp_path / "killed").glob("runs/*/metrics.jsonl"))
         if metrics and len(metrics[0].read_text().splitlines()) >= 3:
             break
         time.sleep(0.02)
@@ -233,7 +233,7 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
     assert run_cli(argv, killed_env).wait(timeout=300) == 0
 
     def rows(root):
-        path = next(root.glob("single/runs/*/metrics.jsonl"))
+        path = next(root.glob("runs/*/metrics.jsonl"))
         return comparable([json.loads(line) for line in path.read_text().splitlines()])
 
     assert rows(tmp_path / "killed") == rows(tmp_path / "straight")
