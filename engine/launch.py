@@ -153,10 +153,14 @@ def _cuda_here() -> bool:
 
 
 def _worker_name() -> str:
-    job = os.environ.get("SLURM_JOB_ID") or os.environ.get("SUBMITIT_LOCAL_JOB_ID") or str(os.getpid())
-    array = os.environ.get("SLURM_ARRAY_TASK_ID")
-    kind = "slurm" if os.environ.get("SLURM_JOB_ID") else "local"
-    return f"{kind}:{job}{'_' + array if array else ''}@{socket.gethostname()}"
+    env = os.environ
+    if env.get("SLURM_ARRAY_JOB_ID"):
+        job = f"slurm:{env['SLURM_ARRAY_JOB_ID']}_{env.get('SLURM_ARRAY_TASK_ID', '')}"
+    elif env.get("SLURM_JOB_ID"):
+        job = f"slurm:{env['SLURM_JOB_ID']}"
+    else:
+        job = f"local:{env.get('SUBMITIT_LOCAL_JOB_ID') or os.getpid()}"
+    return f"{job}@{socket.gethostname()}"
 
 
 def _mark_failed(configs, error: BaseException) -> None:
@@ -314,13 +318,20 @@ def check_slurm_options(o: dict) -> dict:
 
 def sweep_name(groups) -> str:
     """A stable folder name for a set of runs: '<experiment>-<hash of the run ids>'."""
+    from collections import Counter
+
     ids = sorted(c.run_id for g in groups for c in g)
-    tag = groups[0][0].experiment if groups and groups[0] else "sweep"
+    tags = Counter(c.experiment for g in groups for c in g)
+    tags = Counter({t: n for t, n in tags.items() if t != "teachers"}) or tags
+    tag = tags.most_common(1)[0][0] if tags else "sweep"
     return f"{tag}-{hashlib.sha1(' '.join(ids).encode()).hexdigest()[:10]}"
 
 
 def group_id(group) -> str:
     return hashlib.sha1(" ".join(sorted(c.run_id for c in group)).encode()).hexdigest()[:12]
+
+
+SACCT_EVERY_S = 120     # a job that died without a result is seen within this (submitit alone: up to 10 min)
 
 
 class _SubmititDriver:
@@ -449,6 +460,7 @@ class _SubmititDriver:
             results[i] = {"runs": [c.run_id for c in groups[i]], "attempts": attempts[i],
                           "job_ids": list(job_ids[i]), **extra}
 
+        last_sacct = time.time()
         try:
             while pending or running:
                 for i in list(pending):
@@ -461,19 +473,24 @@ class _SubmititDriver:
                 if self.cap:
                     ready = ready[: max(0, self.cap - len(running))]
                 if ready:
-                    for i, job in zip(ready, self.submit(ex, ready)):
+                    submitted = list(zip(ready, self.submit(ex, ready)))
+                    for i, job in submitted:
                         pending.remove(i)
                         running[i], started[i] = job, time.time()
                         attempts[i] += 1
                         job_ids[i].append(job.job_id)
                         ledger[group_id(groups[i])] = {"job_id": job.job_id, "attempt": attempts[i],
                                                        "runs": [c.run_id for c in groups[i]]}
+                    self.ledger_file.write_text(json.dumps(ledger, indent=1) + "\n")   # before anything can fail
+                    for i, job in submitted:
                         log(f"  submitted job {job.job_id} (attempt {attempts[i]}): {_describe(groups[i])}")
-                    self.ledger_file.write_text(json.dumps(ledger, indent=1) + "\n")
                 if not running:
                     if pending:
                         raise RuntimeError("sweep deadlock: groups wait for teachers that never run")
                     break
+                if not self.local and time.time() - last_sacct > SACCT_EVERY_S:
+                    type(next(iter(running.values()))).watcher.update()   # one sacct call for all jobs
+                    last_sacct = time.time()
                 done = [i for i, job in running.items() if job.done()]
                 if not done:
                     time.sleep(self.poll_s)

@@ -73,6 +73,7 @@ def metric_rows(config, root):
     return [{k: v for k, v in r.items() if k != "train_time_s"} for r in RunDir(config, root=root).metrics()]
 
 
+@pytest.mark.slow
 def test_slurm_launcher_through_the_local_executor(results, tmp_path, monkeypatch, capsys):
     good, dying, bad, students, orphan = plan()
     ChaosJob.DIE, ChaosJob.PREEMPT = frozenset({dying.run_id}), frozenset({students[0].run_id})
@@ -163,3 +164,104 @@ def test_bad_flags_give_one_line_errors(tmp_path, argv, message, monkeypatch, ca
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], lines
     assert not RunDir(good).path.exists()
+
+
+# ------------------------------------------------------------------------------ a fake Slurm
+FAKE_SBATCH = r'''
+import os, re, subprocess, sys
+from pathlib import Path
+state = Path(os.environ["FAKE_SLURM"])
+script = Path(sys.argv[-1]).read_text()
+counter = state / "counter"
+base = int(counter.read_text()) + 1 if counter.exists() else 4000
+counter.write_text(str(base))
+with open(state / "sbatch.log", "a") as f:
+    f.write(script.replace("\n", "\\n") + "\n")
+array = re.search(r"#SBATCH --array=0-(\d+)", script)
+ntasks = re.search(r"#SBATCH --ntasks-per-node=(\d+)", script)
+for a in range(int(array.group(1)) + 1) if array else [None]:
+    jid = str(base) if a is None else f"{base}_{a}"
+    env = dict(os.environ, SLURM_JOB_ID=str(base * 100 + (a or 0)), SLURM_NTASKS=ntasks.group(1) if ntasks else "1",
+               SLURM_JOB_NUM_NODES="1", SLURM_NODEID="0", SLURM_JOB_NODELIST="localhost")
+    if a is not None:
+        env |= {"SLURM_ARRAY_JOB_ID": str(base), "SLURM_ARRAY_TASK_ID": str(a)}
+    (state / jid).write_text("PENDING")
+    runner = f"echo RUNNING > {state / jid}; bash {sys.argv[-1]} && echo COMPLETED > {state / jid} || echo FAILED > {state / jid}"
+    subprocess.Popen(["bash", "-c", runner], env=env, start_new_session=True,
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+print(f"Submitted batch job {base}")
+'''
+FAKE_SRUN = r'''
+import os, subprocess, sys
+args = sys.argv[1:]
+paths = {}
+while args[0].startswith("--"):
+    flag = args.pop(0)
+    if flag in ("--output", "--error"):
+        paths[flag] = args.pop(0)
+env = os.environ
+fill = lambda p, t: (p.replace("%A", env.get("SLURM_ARRAY_JOB_ID", "")).replace("%a", env.get("SLURM_ARRAY_TASK_ID", ""))
+                     .replace("%j", env["SLURM_JOB_ID"]).replace("%t", str(t)))
+procs = []
+for t in range(int(env.get("SLURM_NTASKS", "1"))):
+    procs.append(subprocess.Popen(args, env=dict(env, SLURM_PROCID=str(t), SLURM_LOCALID=str(t)),
+                                  stdout=open(fill(paths["--output"], t), "a"), stderr=open(fill(paths["--error"], t), "a")))
+sys.exit(max(p.wait() for p in procs))
+'''
+FAKE_SACCT = r'''
+import os, sys
+from pathlib import Path
+state = Path(os.environ["FAKE_SLURM"])
+wanted = {sys.argv[i + 1] for i, a in enumerate(sys.argv) if a == "-j"}
+print("JobID|State|NodeList")
+for f in sorted(state.iterdir()):
+    if f.name.split("_")[0] in wanted:
+        print(f"{f.name}|{f.read_text().strip()}|localhost")
+'''
+
+
+@pytest.fixture
+def fake_slurm(tmp_path, monkeypatch):
+    """sbatch / srun / sacct stand-ins on PATH: sbatch runs each (array) task of the script at
+    once in the background with Slurm's variables, sacct reports their states. The real
+    SlurmExecutor of submitit drives them."""
+    bin_dir, state = tmp_path / "fake-slurm-bin", tmp_path / "fake-slurm-state"
+    bin_dir.mkdir()
+    state.mkdir()
+    for name, body in {"sbatch": FAKE_SBATCH, "srun": FAKE_SRUN, "sacct": FAKE_SACCT}.items():
+        (bin_dir / name).write_text(f"#!{sys.executable}\n{body}")
+        (bin_dir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_SLURM", str(state))
+    return state
+
+
+@pytest.mark.slow
+def test_slurm_executor_arrays_and_reattach_after_a_driver_interrupt(results, fake_slurm):
+    """Through submitit's SlurmExecutor (against a fake Slurm): two ready groups go in as one
+    job array with the flags' resources; a driver interrupted after submitting leaves the jobs
+    running, and the same command again re-attaches to them instead of submitting twice."""
+    teachers = [teacher_config("synthetic", "cnn1d_teacher", seed=s, dataset_options=DATA, recipe_overrides=EPOCHS)
+                for s in (0, 1)]
+    options = dict(partition="gpu", gpus_per_job=0, cpus_per_task=1, time_min=30, device="cpu", poll_s=0.5,
+                   slurm_options={"exclude": "node12"})
+
+    def interrupt(line):
+        if "submitted job" in line:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        launch(teachers, "slurm", log=interrupt, **options)
+    logs = []
+    out = launch(teachers, "slurm", log=logs.append, **options)
+    assert [r["status"] for r in out] in (["ok", "ok"], ["done", "done"])   # attached, or already finished
+    if out[0]["status"] == "ok":
+        assert sum("attached to job" in line for line in logs) == 2
+        assert out[0]["job_ids"] == [out[0]["worker"].split("@")[0].removeprefix("slurm:")]   # an array task
+    assert all(RunDir(t).finished for t in teachers)
+    scripts = (fake_slurm / "sbatch.log").read_text().splitlines()
+    assert len(scripts) == 1                                               # one array, submitted once
+    for flag in ("--array=0-1", "--partition=gpu", "--time=30", "--cpus-per-task=1", "--signal=USR2@120",
+                 "--requeue", "--exclude=node12"):
+        assert flag in scripts[0], flag
+    assert "--gpus-per-node" not in scripts[0]
