@@ -110,7 +110,7 @@ class GroupJob:
             from engine.trainer import TrainingDiverged
 
             if isinstance(e, (UserError, TrainingDiverged)):
-                raise DeterministicFailure(f"{type(e).__name__}: {e}") from e
+                raise DeterministicFailure(f"{type(e).__name__}: {' '.join(str(e).split())}") from e
             raise
         return {"status": "ok", "seconds": time.time() - t0, "error": None, "worker": _worker_name()}
 
@@ -169,12 +169,22 @@ def _mark_failed(configs, error: BaseException) -> None:
     record = {"reason": message, "error": message, "traceback": traceback.format_exc(),
               "worker": _worker_name(), "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
     for c in configs:
-        rd = RunDir(c)
-        if not rd.finished and not rd.failed_file.exists():
-            try:
-                write_json(rd.failed_file, {**record, "run_id": c.run_id})
-            except OSError:
-                pass
+        _write_failed(c, {**record, "run_id": c.run_id})
+
+
+def _write_failed(config: RunConfig, record: dict) -> None:
+    """failed.json in an unfinished run's directory (kept if one exists: the trainer's, for a
+    diverged run); a directory the job never created gets its config.json too, so that it is an
+    ordinary run directory that a later attempt resumes (RunDir.create accepts it)."""
+    rd = RunDir(config)
+    if rd.finished or rd.failed_file.exists():
+        return
+    try:
+        if not rd.config_file.exists():
+            write_json(rd.config_file, config.to_dict())
+        write_json(rd.failed_file, record)
+    except OSError:
+        pass
 
 
 # ------------------------------------------------------------------------------ status
@@ -421,23 +431,49 @@ class _SubmititDriver:
 
     # -------------------------------------------------------------- the loop
     def run(self) -> list[dict]:
+        from engine.sweep import _damaged, _precheck
+
         groups, log = self.groups, self.log
         results: list[dict | None] = [None] * len(groups)
+        attempts = {i: 0 for i in range(len(groups))}
+        job_ids = {i: [] for i in range(len(groups))}
+
+        def record(i, status, error=None, seconds=0.0, worker="", **extra):
+            results[i] = {"runs": [c.run_id for c in groups[i]], "status": status, "seconds": seconds,
+                          "error": error, "worker": worker, "attempts": attempts[i], "job_ids": list(job_ids[i]),
+                          **extra}
+
         pending = []
         for i, g in enumerate(groups):
-            if all(RunDir(c).finished for c in g):
-                results[i] = {"runs": [c.run_id for c in g], "status": "done", "seconds": 0.0, "error": None,
-                              "worker": "", "attempts": 0, "job_ids": []}
+            damaged = _damaged(g)
+            if damaged:
+                record(i, "failed", damaged)
+            elif all(RunDir(c).finished for c in g):
+                record(i, "done")
             else:
                 pending.append(i)
         if not pending:
             return results
-        ours = {c.run_id: i for i in pending for c in groups[i]}
-        needs = {i: {ours[t] for c in groups[i] for t in c.teachers if t in ours and ours[t] != i} for i in pending}
-        finished: set[int] = set()
-        failed: set[int] = set()
-        attempts = {i: 0 for i in pending}
-        job_ids = {i: [] for i in pending}
+        # the same checks as the local launcher, here, before anything is queued (engine.validate)
+        for i, error in _precheck(groups, pending, self.kwargs.get("data_root"),
+                                  self.kwargs.get("download", False)).items():
+            record(i, "failed", error)
+            log(f"  FAILED {_describe(groups[i])} before submission: {error}")
+        pending = [i for i in pending if results[i] is None]
+        ours = {c.run_id: i for i in range(len(groups)) for c in groups[i]}
+        by_id = {c.run_id: c for g in groups for c in g}
+        over = {i for i in range(len(groups)) if results[i] is not None}      # done, failed or blocked
+
+        def state(i):
+            """ready, wait (a teacher's group is not over) or the run id of a teacher that did not finish
+            (as engine.sweep.run_parallel: students of a failed group's healthy runs still train)."""
+            for t in sorted({t for c in groups[i] for t in c.teachers if t in ours and ours[t] != i}):
+                if ours[t] not in over:
+                    return "wait"
+                if not RunDir(by_id[t]).finished:
+                    return t
+            return "ready"
+
         started = {}
         running: dict[int, object] = {}
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -451,25 +487,25 @@ class _SubmititDriver:
                 job_ids[i].append(job.job_id)
                 log(f"  attached to job {job.job_id} of an earlier driver: {_describe(groups[i])}")
         pending.sort(key=(lambda i: self.priority(groups[i])) if self.priority else (lambda i: -len(groups[i])))
+        if not pending and not running:
+            return results
         ex = self.executor()
         log(f"sweep: {sum(len(groups[i]) for i in pending) + sum(len(groups[i]) for i in running)} run(s) in "
             f"{len(pending) + len(running)} group(s) through submitit ({self.o['executor']} executor, "
             f"folder {self.folder})")
-
-        def record(i, **extra):
-            results[i] = {"runs": [c.run_id for c in groups[i]], "attempts": attempts[i],
-                          "job_ids": list(job_ids[i]), **extra}
-
         last_sacct = time.time()
         try:
             while pending or running:
+                ready = []
                 for i in list(pending):
-                    if needs[i] & failed:
+                    st = state(i)
+                    if st == "ready":
+                        ready.append(i)
+                    elif st != "wait":
                         pending.remove(i)
-                        failed.add(i)
-                        record(i, status="blocked", seconds=0.0, error="a teacher of this group failed", worker="")
-                        log(f"  blocked {_describe(groups[i])}: a teacher failed")
-                ready = [i for i in pending if needs[i] <= finished]
+                        over.add(i)
+                        record(i, "blocked", f"its teacher {st} did not finish")
+                        log(f"  blocked {_describe(groups[i])}: its teacher {st} did not finish")
                 if self.cap:
                     ready = ready[: max(0, self.cap - len(running))]
                 if ready:
@@ -497,10 +533,10 @@ class _SubmititDriver:
                     continue
                 for i in done:
                     job = running.pop(i)
-                    state, error, retryable = self.outcome(job)
+                    status, error, retryable = self.outcome(job)
                     seconds = time.time() - started[i]
-                    if state == "ok":
-                        finished.add(i)
+                    if status == "ok":
+                        over.add(i)
                         res = job.task(0).result() if self.tasks > 1 else job.result()
                         record(i, **{**res, "seconds": seconds})
                         log(f"  ok {_describe(groups[i])} in {seconds:.0f} s (job {job.job_id})")
@@ -509,9 +545,9 @@ class _SubmititDriver:
                         log(f"  job {job.job_id} failed ({error}); resubmitting, resumes from its checkpoints "
                             f"(retry {attempts[i]} of {self.o['max_retries']})")
                     else:
-                        failed.add(i)
+                        over.add(i)
                         why = "" if retryable else " (not retried: it would fail the same way)"
-                        record(i, status="failed", seconds=seconds, error=error, worker=f"job {job.job_id}")
+                        record(i, "failed", error, seconds, f"job {job.job_id}")
                         _mark_failed_from_driver(groups[i], error, job)
                         log(f"  FAILED {_describe(groups[i])} after {attempts[i]} attempt(s): {error}{why}")
         except KeyboardInterrupt:
@@ -542,14 +578,8 @@ def _last_error(trace: str) -> str:
 def _mark_failed_from_driver(group, error, job) -> None:
     """A job that died without running its except clause (killed, OOM): failed.json from the driver."""
     for c in group:
-        rd = RunDir(c)
-        if not rd.finished and not rd.failed_file.exists():
-            try:
-                write_json(rd.failed_file, {"run_id": c.run_id, "reason": error, "error": error,
-                                            "worker": f"job {job.job_id}",
-                                            "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
-            except OSError:
-                pass
+        _write_failed(c, {"run_id": c.run_id, "reason": error, "error": error, "worker": f"job {job.job_id}",
+                          "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
 
 
 def _describe(group) -> str:

@@ -26,22 +26,25 @@ cloudpickle.register_pickle_by_value(sys.modules[__name__])   # ChaosJob travels
 def plan():
     teacher = lambda seed, **kw: teacher_config("synthetic", "cnn1d_teacher", seed=seed,  # noqa: E731
                                                  dataset_options=DATA, recipe_overrides=EPOCHS, **kw)
-    good, dying = teacher(0), teacher(1)
-    bad = teacher(2, model_options={"no_such_option": 1})             # a user error: not retried
+    good, dying, unlucky = teacher(0), teacher(1), teacher(2)
+    bad = teacher(3, model_options={"no_such_option": 1})             # a bad config: refused before submission
     student = lambda t, tau, seed=0: make_config(  # noqa: E731
         "launch", "synthetic", "cnn1d_student", loss="kl", loss_hparams={"tau": tau}, teachers=[t.run_id],
         seed=seed, dataset_options=DATA, model_options={"length": 24}, recipe_overrides=EPOCHS)
     students = [student(good, 1.0), student(good, 4.0)]                # one group: same teacher, seed
     orphan = student(dying, 4.0)
-    return good, dying, bad, students, orphan
+    return good, dying, unlucky, bad, students, orphan
 
 
 class ChaosJob(GroupJob):
     """A cluster's misfortunes, inside the real job processes: a group holding a run of `DIE`
     is killed (SIGKILL, as by the OOM killer or a node failure: no result, no except clause)
-    on every attempt; a group holding a run of `PREEMPT` receives Slurm's pre-emption signal
-    (USR2) once, after its first epoch's checkpoint. Every trained epoch is logged."""
+    on every attempt; one holding a run of `USER_ERROR` raises a UserError in training (one
+    that validation cannot see, e.g. data missing on the compute nodes); one holding a run of
+    `PREEMPT` receives Slurm's pre-emption signal (USR2) once, after its first epoch's
+    checkpoint. Every trained epoch is logged."""
     DIE: frozenset = frozenset()
+    USER_ERROR: frozenset = frozenset()
     PREEMPT: frozenset = frozenset()
 
     def __call__(self):
@@ -53,6 +56,10 @@ class ChaosJob(GroupJob):
         from engine import trainer
 
         ids = {c.run_id for c in configs}
+        if ids & self.USER_ERROR:
+            from common import UserError
+
+            raise UserError("no data here: /scratch/cifar-100-python is missing on this node")
         log, marker = Path(self.root) / "epochs.log", Path(self.root) / "preempted"
         original = trainer.Trainer._train_epoch
 
@@ -75,10 +82,11 @@ def metric_rows(config, root):
 
 @pytest.mark.slow
 def test_slurm_launcher_through_the_local_executor(results, tmp_path, monkeypatch, capsys):
-    good, dying, bad, students, orphan = plan()
-    ChaosJob.DIE, ChaosJob.PREEMPT = frozenset({dying.run_id}), frozenset({students[0].run_id})
+    good, dying, unlucky, bad, students, orphan = plan()
+    ChaosJob.DIE, ChaosJob.USER_ERROR = frozenset({dying.run_id}), frozenset({unlucky.run_id})
+    ChaosJob.PREEMPT = frozenset({students[0].run_id})
     logs = []
-    out = launch([*students, orphan, good, dying, bad], "slurm", executor="local", jobs=2, device="cpu",
+    out = launch([*students, orphan, good, dying, unlucky, bad], "slurm", executor="local", jobs=2, device="cpu",
                  max_retries=1, time_min=30, log=logs.append, job_class=ChaosJob)
     by_run = {rid: r for r in out for rid in r["runs"]}
     assert by_run[good.run_id]["status"] == "ok" and by_run[students[0].run_id]["status"] == "ok"
@@ -91,10 +99,12 @@ def test_slurm_launcher_through_the_local_executor(results, tmp_path, monkeypatc
     assert "without a result" in by_run[dying.run_id]["error"]
     assert sum("resubmitting" in line for line in logs) == 1
     assert by_run[orphan.run_id]["status"] == "blocked" and not RunDir(orphan).path.exists()
-    # a user error is reported after one attempt (it would fail the same way again)
-    assert by_run[bad.run_id]["status"] == "failed" and by_run[bad.run_id]["attempts"] == 1
-    assert "UserError" in by_run[bad.run_id]["error"] and "no_such_option" in by_run[bad.run_id]["error"]
-    assert json.loads(RunDir(bad).failed_file.read_text())["error"].startswith("UserError")
+    # a bad config is refused before anything is queued; a user error in a job is not retried
+    assert by_run[bad.run_id]["status"] == "failed" and by_run[bad.run_id]["attempts"] == 0
+    assert "no_such_option" in by_run[bad.run_id]["error"] and not RunDir(bad).path.exists()
+    assert by_run[unlucky.run_id]["status"] == "failed" and by_run[unlucky.run_id]["attempts"] == 1
+    assert by_run[unlucky.run_id]["error"].startswith("UserError: no data here")
+    assert json.loads(RunDir(unlucky).failed_file.read_text())["error"].startswith("UserError: no data here")
 
     # students started after their teacher finished
     assert RunDir(good).summary_file.stat().st_mtime_ns <= RunDir(students[0]).config_file.stat().st_mtime_ns
@@ -115,10 +125,9 @@ def test_slurm_launcher_through_the_local_executor(results, tmp_path, monkeypatc
     monkeypatch.setenv("LOGIT_KD_RESULTS", str(results))
 
     # status from the run store alone: done, failed, queued (the blocked student never started) ...
-    rows = {tuple(r["runs"]): r["status"] for r in status([good, dying, bad, *students, orphan])}
-    assert rows == {(good.run_id,): "done", (dying.run_id,): "failed", (bad.run_id,): "failed",
-                    tuple(c.run_id for c in students): "done",
-                    (orphan.run_id,): "queued"}
+    rows = {tuple(r["runs"]): r["status"] for r in status([good, dying, unlucky, *students, orphan])}
+    assert rows == {(good.run_id,): "done", (dying.run_id,): "failed", (unlucky.run_id,): "failed",
+                    tuple(c.run_id for c in students): "done", (orphan.run_id,): "queued"}
 
     # ... and running: a run holding its lock, or one with a checkpoint and no failure
     from filelock import FileLock
@@ -139,7 +148,7 @@ def test_slurm_launcher_through_the_local_executor(results, tmp_path, monkeypatc
     assert [r["status"] for r in again] == ["done", "done"]
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_:
-        sweep_cli([str(save_configs([good, *students, orphan, bad], tmp_path / "all.json")), "--status"])
+        sweep_cli([str(save_configs([good, *students, orphan, unlucky], tmp_path / "all.json")), "--status"])
     assert exit_.value.code == 1                                   # not everything is done
     listing = capsys.readouterr().out
     assert "2 done" in listing and "1 queued" in listing and "1 failed" in listing and "0 running" in listing
