@@ -23,7 +23,6 @@ import torch
 from common import Registry, UserError
 
 
-
 class DatasetRegistry(Registry):
     """The data set registry: every registered builder also takes the options every
     in-memory data set shares, `validation=None` and `validation_seed=0` (see build_dataset),
@@ -88,7 +87,8 @@ class DataBundle:
             raise UserError(f"{self.name}: coarse_of_fine needs {self.num_classes} entries (one per class), "
                             f"got {len(mapping)}")
         if min(mapping) < 0 or set(mapping) != set(range(max(mapping) + 1)):
-            raise UserError(f"{self.name}: coarse_of_fine must use every coarse class 0 .. K-1, got {sorted(set(mapping))}")
+            raise UserError(f"{self.name}: coarse_of_fine must use every coarse class 0 .. K-1, "
+                            f"got {sorted(set(mapping))}")
         self.coarse_of_fine = mapping
 
     @property

@@ -1,6 +1,7 @@
 """`mnist1d_hier`: a 100-class MNIST-1D with a known class hierarchy (20 coarse x 5 fine),
-the mini counterpart of CIFAR-100's 20 superclasses x 5 classes (shared/mini-notes.md,
-second part). Generated offline and deterministically, cached like `mnist1d`.
+the mini counterpart of CIFAR-100's 20 superclasses x 5 classes (the mini notes' measured
+starting point for a many-class setting). Generated offline and deterministically, cached
+like `mnist1d`.
 
 Construction (every number below is a default option):
 1. Coarse templates (20 x 12 points): mnist1d's 10 digit templates (`get_templates()`,

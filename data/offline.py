@@ -21,7 +21,7 @@ from data.core import DATASETS, DataBundle
 from data.splits import ArraySplit
 
 # --- mnist1d ---------------------------------------------------------------------------
-# The mini profile (shared/mini-notes.md): the package's default generator arguments
+# The mini profile (the mini notes; README, "The mini profile"): the package's default generator arguments
 # except 14000 samples and train_split 0.642857 -> 8999 train / 5001 test, seed 42.
 MNIST1D_OVERRIDES = {"num_samples": 14000, "train_split": 0.642857}
 

@@ -26,9 +26,9 @@ NORMS = {
         "kd_data": ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
     },
     "cifar100": {
-        # paper 1 official code (jhoon-oh/kd_data, cifar_100_setter); shared/papers.md
+        # paper 1 official code (jhoon-oh/kd_data, cifar_100_setter); docs/papers.md
         "kd_data": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
-        # paper 2's protocol (megvii-research/mdistiller CIFAR-100); shared/papers.md
+        # paper 2's protocol (megvii-research/mdistiller CIFAR-100); docs/papers.md
         "mdistiller": ((0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761)),
     },
     "stl10": {},   # no paper constants: "computed" from the training pixels

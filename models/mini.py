@@ -1,4 +1,4 @@
-"""Small models for the offline mini profile (docs: /work/shared/mini-notes.md).
+"""Small models for the offline mini profile (the mini notes; README, "The mini profile").
 
 1-D signals (B, 1, 40) from mnist1d:
 - `cnn1d_teacher` (88.8k parameters at 10 classes): conv 64 (k5) - conv 64 (k3) - max pool 2 -

@@ -176,8 +176,9 @@ def test_validation_split_is_stratified_disjoint_and_never_the_test_set(root, sm
 
 
 def test_validation_is_generic_and_checked(root):
-    mnist = build_dataset("mnist1d", root=root / "m", num_train=500, validation=100)
-    assert (len(mnist.train), len(mnist.test)) == (400, 100) and mnist.info["evaluation"] == "validation"
+    digits = build_dataset("digits", validation=137)            # 1437 training images
+    assert (len(digits.train), len(digits.test)) == (1300, 137) and digits.info["evaluation"] == "validation"
+    assert digits.test.mean_values == digits.train.mean_values and digits.test.augment is None
     syn = build_dataset("synthetic", num_train=40, num_test=10, shape=(1, 16), validation=0.5)
     assert (len(syn.train), len(syn.test)) == (20, 20)
     for bad in (0, 40, 1.0, 0.0, -3, True, "100", 0.001):
@@ -185,6 +186,25 @@ def test_validation_is_generic_and_checked(root):
             build_dataset("synthetic", num_train=40, num_test=10, shape=(1, 16), validation=bad)
     with pytest.raises(UserError, match="validation_seed"):
         build_dataset("synthetic", num_train=40, num_test=10, shape=(1, 16), validation=5, validation_seed=0.5)
+
+
+def test_validation_options_are_in_every_registered_signature():
+    import inspect
+
+    from common.registry import check_kwargs
+    from data import DATASETS, list_datasets
+    from data.offline import mnist1d
+
+    for name in list_datasets():
+        params = inspect.signature(DATASETS.get(name)).parameters
+        assert params["validation"].default is None and params["validation_seed"].default == 0, name
+    check_kwargs(DATASETS.get("mnist1d_hier"), {"validation": 100, "sigma": 0.4}, "mnist1d_hier")   # no raise
+    assert "validation" not in inspect.signature(mnist1d).parameters          # the module's builder is untouched
+    with pytest.raises(UserError, match="image folders"):
+        from data.core import carve_validation
+        from data.splits import FolderSplit
+        fake = DataBundle("folders", FolderSplit.__new__(FolderSplit), None, 10, 3, (3, 8, 8))
+        carve_validation(fake, 10)
 
 
 def test_validation_indices_exact_counts_and_uneven_classes():

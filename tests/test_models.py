@@ -7,7 +7,7 @@ import torch
 from common import UserError
 from models import MODELS, ModelOutput, build_model, list_models
 
-# Parameters at 100 classes and penultimate widths: /work/shared/papers.md, "Standard CIFAR
+# Parameters at 100 classes and penultimate widths: docs/papers.md, "Standard CIFAR
 # model sizes" (the CRD / mdistiller definitions), in millions.
 CIFAR_SIZES = {
     "resnet8": (0.084, 64), "resnet14": (0.181, 64), "resnet20": (0.278, 64), "resnet32": (0.473, 64),
