@@ -90,6 +90,29 @@ def _open(name: str, root: Path, download: bool, make):
         raise _missing(name, root, what, f" ({type(e).__name__}: {first_line})") from e
 
 
+def cifar100_coarse_of_fine(root: Path) -> tuple[int, ...] | None:
+    """CIFAR-100's 20 superclasses: fine class -> coarse class, read from the per-image
+    `fine_labels` / `coarse_labels` of the test file (then the train file if some fine class
+    is missing there), which torchvision's reader drops. None when the files do not show
+    every fine class or disagree (e.g. tiny test fixtures)."""
+    mapping: dict[int, int] = {}
+    for part in ("test", "train"):
+        try:
+            with open(root / "cifar-100-python" / part, "rb") as f:
+                entry = pickle.load(f, encoding="latin1")
+            pairs = zip(entry["fine_labels"], entry["coarse_labels"])
+        except (OSError, KeyError, EOFError, pickle.UnpicklingError):
+            return None
+        for fine, coarse in pairs:
+            if mapping.setdefault(int(fine), int(coarse)) != int(coarse):
+                return None
+        if len(mapping) == 100:
+            break
+    if sorted(mapping) != list(range(100)) or set(mapping.values()) != set(range(20)):
+        return None
+    return tuple(mapping[f] for f in range(100))
+
+
 def _cifar(name: str, cls_name: str, num_classes: int, root: Path, download: bool, norm: str,
            augment: bool) -> DataBundle:
     import torchvision.datasets as tvd
@@ -109,8 +132,13 @@ def _cifar(name: str, cls_name: str, num_classes: int, root: Path, download: boo
             "counts": {"train": len(y), "test": len(y_test)},
             "normalisation": {"name": norm, "mean": list(mean), "std": list(std)},
             "augment": repr(aug), "num_views": aug.num_views if aug else 1, "classes": list(train.classes)}
+    hierarchy = cifar100_coarse_of_fine(root) if name == "cifar100" else None
+    if name == "cifar100":
+        info["hierarchy"] = "20 superclasses (from the files' coarse_labels)" if hierarchy else \
+            "none: the files do not show all 100 classes with their superclasses"
     return DataBundle(name, ArraySplit(x, y, aug, mean, std), ArraySplit(x_test, y_test, None, mean, std),
-                      num_classes=num_classes, in_channels=3, input_shape=(3, 32, 32), info=info)
+                      num_classes=num_classes, in_channels=3, input_shape=(3, 32, 32), info=info,
+                      coarse_of_fine=hierarchy)
 
 
 @DATASETS.register("cifar10")
@@ -123,7 +151,8 @@ def cifar10(root: Path, download: bool = False, norm: str = "kd_data", augment: 
 @DATASETS.register("cifar100")
 def cifar100(root: Path, download: bool = False, norm: str = "kd_data", augment: bool = True) -> DataBundle:
     """CIFAR-100, 50000 / 10000 32x32 images, 100 classes; train: crop pad 4 + flip (162
-    views). norm: "kd_data" (paper 1), "mdistiller" (paper 2) or "computed"."""
+    views). norm: "kd_data" (paper 1), "mdistiller" (paper 2) or "computed". The bundle's
+    `coarse_of_fine` holds the 20 superclasses (`cifar100_coarse_of_fine`)."""
     return _cifar("cifar100", "CIFAR100", 100, root, download, norm, augment)
 
 

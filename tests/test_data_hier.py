@@ -1,5 +1,6 @@
 """mnist1d_hier (100 classes, 20 coarse x 5 fine, data/hier.py), the class hierarchy of a
-DataBundle and the generic validation split of build_dataset (data/core.py).
+DataBundle (also CIFAR-100's superclasses) and the generic validation split of every data set
+(data/core.py).
 
 Most tests generate a small version (2000 signals, 20 per class: about 0.5 s); one builds the
 default 14000 once (about 4 s) to check the documented counts."""
@@ -13,6 +14,7 @@ from common import UserError
 from data import DataBundle, build_dataset
 from data.core import validation_indices
 from data.hier import coarse_of_fine, hier_templates
+from data_helpers import accept_any_md5, write_cifar100  # noqa: F401  (a fixture)
 
 SMALL = {"num_samples": 2000, "num_test": 800}      # 1200 train / 800 test, 20 signals per class
 
@@ -217,3 +219,23 @@ def test_validation_indices_exact_counts_and_uneven_classes():
     assert torch.equal(va, torch.sort(va).values)
     odd = validation_indices(labels, 7, seed=0)[1]
     assert len(odd) == 7 and (torch.bincount(labels[odd], minlength=3) - torch.tensor([3.5, 2.1, 1.4])).abs().max() <= 1
+
+
+# --- CIFAR-100's superclasses --------------------------------------------------------------
+def test_cifar100_exposes_its_superclasses(tmp_path, accept_any_md5):
+    import pickle
+
+    write_cifar100(tmp_path, n_train=24, n_test=10)          # too few images to show all 100 classes
+    partial = build_dataset("cifar100", root=tmp_path)
+    assert partial.coarse_of_fine is None and partial.info["hierarchy"].startswith("none")
+    # a test file with every fine class once and a non-trivial superclass map
+    rng = np.random.default_rng(0)
+    mapping = rng.permutation(np.arange(100) % 20)
+    fine = rng.permutation(100).tolist()
+    with open(tmp_path / "cifar-100-python" / "test", "wb") as f:
+        pickle.dump({"filenames": [f"t{i}.png" for i in range(100)], "batch_label": "test", "fine_labels": fine,
+                     "coarse_labels": [int(mapping[c]) for c in fine],
+                     "data": rng.integers(0, 256, (100, 3072), dtype=np.uint8)}, f, protocol=2)
+    full = build_dataset("cifar100", root=tmp_path)
+    assert full.coarse_of_fine == tuple(int(c) for c in mapping) and full.num_coarse == 20
+    assert torch.equal(full.coarse_labels(full.test), torch.as_tensor(mapping)[full.test.labels])
