@@ -40,8 +40,8 @@ limit is killed and recorded "timed out"; the files are always written, with wha
 from __future__ import annotations
 
 import argparse
+import gc
 import json
-import math
 import multiprocessing as mp
 import os
 import platform
@@ -116,6 +116,7 @@ class Scale:
     teacher: str
     student: str
     epochs: int                  # engine/sweep epochs; the first is warm-up
+    baseline_images: int         # the baseline's data set (an epoch longer than its timed steps)
     baseline_warmup: int
     baseline_steps: int
     pair_warmup: int
@@ -129,9 +130,9 @@ class Scale:
         return paper_plan() if self.plan == "paper" else smoke_plan()
 
 
-FULL = Scale("full", (3, 32, 32), 1920, 1000, 100, 64, "resnet32x4", "resnet8x4", 4, 10, 150, 3, 25,
-             224, None, 480.0, "paper")
-SMOKE = Scale("smoke", (3, 16, 16), 128, 64, 10, 32, "resnet14", "resnet8", 2, 1, 3, 1, 2,
+FULL = Scale("full", (3, 32, 32), 1920, 1000, 100, 64, "resnet32x4", "resnet8x4", 4, CIFAR_TRAIN, 10, 150,
+             3, 25, 224, None, 480.0, "paper")
+SMOKE = Scale("smoke", (3, 16, 16), 128, 64, 10, 32, "resnet14", "resnet8", 2, 128, 1, 3, 1, 2,
               32, 4, 150.0, "smoke")
 
 # share of the budget per step (the last step, pairs, also gets whatever is left)
@@ -224,7 +225,7 @@ def step_baseline(scale: Scale, rec: Recorder, deadline: float) -> None:
 
     dev = _device()
     gen = torch.Generator().manual_seed(0)
-    n = max(scale.n_train, scale.batch * 4)
+    n = scale.baseline_images            # CIFAR-sized: the workers do not restart inside the timing
     h = scale.shape[1]
     pixels = torch.randint(0, 256, (n, h, h, 3), dtype=torch.uint8, generator=gen).numpy()
     labels = torch.randint(0, scale.classes, (n,), generator=gen).tolist()
@@ -383,10 +384,12 @@ def measure_entry(e: Entry, scale: Scale, dev, deadline: float) -> dict:
         except torch.cuda.OutOfMemoryError:
             if batch <= 8:
                 raise
-            opt.zero_grad(set_to_none=True)
-            torch.cuda.empty_cache()
-            batch //= 2
-            note = f"out of memory at the recipe's batch {recipe.batch_size}: measured at batch {batch}"
+        # out of the except clause: its traceback (and the batch's tensors) are released
+        opt.zero_grad(set_to_none=True)
+        gc.collect()
+        torch.cuda.empty_cache()
+        batch //= 2
+        note = f"out of memory at the recipe's batch {recipe.batch_size}: measured at batch {batch}"
     if got is None:
         return {"status": "timed out", "batch_size": batch}
     img_s, steps, step_s = got

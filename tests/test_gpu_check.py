@@ -10,9 +10,7 @@ import pytest
 
 from bench.gpu_check import SHARES, STEPS, parse_limits
 
-pytestmark = pytest.mark.slow
-
-
+@pytest.mark.slow
 def test_smoke_run_writes_both_files_and_honours_the_budget(tmp_path):
     out = tmp_path / "bench"
     budget_s = 150
@@ -67,6 +65,7 @@ def test_budget_shares_and_limit_flags():
             parse_limits(bad)
 
 
+@pytest.mark.slow
 def test_no_gpu_is_one_line_error_and_writes_nothing(tmp_path):
     import torch
 
