@@ -17,12 +17,19 @@ Construction (every number below is a default option):
    The time axis `t` is the digit templates' (linspace(-5, 5, 12) / 6).
 3. Signals: `mnist1d.data.make_dataset(args, template=...)` with its default arguments except
    num_samples 14000 (140 per fine class) and train_split 8000/14000, generator seed 42
-   (its own default): each signal is a fine template padded, sheared, scaled, translated,
-   given correlated and iid noise and resampled to 40 points; the 14000 are shuffled and
-   the first 8000 are the training set (69-93 per class at the defaults: a random split,
-   not stratified), the other 6000 the test set. The generator standardises x (mean 0,
-   std 1 over all signals): no further normalisation. mnist1d's downloading helper
-   (`get_dataset`) is never called.
+   (its own default): each signal is a fine template padded, stretched, scaled, translated,
+   given correlated noise (in the padding) and iid noise, sheared and resampled to 40 points
+   (mnist1d.transform); the 14000 are shuffled and the first 8000 are the training set
+   (69-93 per class at the defaults: a random split, not stratified), the other 6000 the
+   test set. The generator standardises x (mean 0, std 1 over all signals): no further
+   normalisation. mnist1d's downloading helper (`get_dataset`) is never called. About 4 s.
+Measured at the defaults: in template space a class's mean distance to its 4 siblings is
+0.30x its mean distance to the 95 others (0.50x at worst; sigma 0.8: tested looser); on the
+raw signals, 19.9 % of a 1-NN classifier's errors (test -> train) fall on a sibling (chance
+4/99 = 4 %); a CE teacher (models/mini100.py, 76.7 % top-1) gives each sibling 14.4x the
+probability of each non-sibling class at tau 1. Some coarse templates are close to each other
+(coarse 6, the digit 6, and coarse 13, a random curve, at 0.14, below the mean sibling
+distance 0.33): as in CIFAR-100, the hierarchy is not the only similarity.
 Inputs (N, 1, 40) float32; labels 0..99 (fine); `bundle.coarse_of_fine[f] = f // 5`.
 Train augmentation as `mnist1d`: circular shift in [-max_shift, max_shift], then Gaussian
 noise `noise_sigma`. A validation split instead of the test set: `build_dataset(...,
