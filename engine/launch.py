@@ -71,6 +71,8 @@ SLURM_DEFAULTS = {
     "folder": None,            # submitit folder (default <results root>/slurm/<sweep>/)
     "tasks_per_job": None,     # processes per job (default max(1, gpus_per_job)); > 1 = DDP
     "signal_delay_s": 120,     # USR2 this long before the time limit: checkpointed requeue
+    "precheck": True,          # validate every group in the driver first (engine.validate); False when
+                               # the data exist only on the compute nodes (staged by `setup` lines)
 }
 
 
@@ -356,7 +358,7 @@ class _SubmititDriver:
         self.threads = threads or options["cpus_per_task"] or 1
         self.tasks = options["tasks_per_job"] or max(1, options["gpus_per_job"])
         self.kwargs = dict(train_kwargs, device=device)
-        self.kwargs.setdefault("quiet", True)
+        self.kwargs.setdefault("quiet", False)     # per-epoch lines in each job's log (<job>_0_log.out)
         self.priority = priority
         self.root = str(results_root().resolve())
         self.folder = Path(options["folder"] or Path(self.root) / "slurm" / sweep_name(groups)).resolve()
@@ -455,8 +457,9 @@ class _SubmititDriver:
         if not pending:
             return results
         # the same checks as the local launcher, here, before anything is queued (engine.validate)
-        for i, error in _precheck(groups, pending, self.kwargs.get("data_root"),
-                                  self.kwargs.get("download", False)).items():
+        errors = _precheck(groups, pending, self.kwargs.get("data_root"),
+                           self.kwargs.get("download", False)) if self.o["precheck"] else {}
+        for i, error in errors.items():
             record(i, "failed", error)
             log(f"  FAILED {_describe(groups[i])} before submission: {error}")
         pending = [i for i in pending if results[i] is None]
@@ -640,6 +643,9 @@ def add_launcher_args(parser: argparse.ArgumentParser) -> None:
                    help="slurm: resubmissions of a failed job, resuming from checkpoints (default 2)")
     g.add_argument("--max-requeues", type=_nonnegative_int, metavar="N",
                    help="slurm: checkpointed requeues of one job at its time limit (default 30)")
+    g.add_argument("--no-precheck", dest="precheck", action="store_const", const=False,
+                   help="slurm: skip validating the groups in the driver first (when the data exist only "
+                        "on the compute nodes, e.g. staged by --slurm-setup)")
     g.add_argument("--slurm-folder", metavar="DIR",
                    help="slurm: submitit's folder for pickles and logs (default <results>/slurm/<sweep>/)")
 
@@ -648,7 +654,7 @@ _FLAG_OF = {"executor": "--executor", "partition": "--partition", "gpus_per_job"
             "cpus_per_task": "--cpus-per-task", "time_min": "--time", "mem_gb": "--mem-gb",
             "account": "--account", "qos": "--qos", "constraint": "--constraint", "setup": "--slurm-setup",
             "slurm_options": "--slurm-option", "max_retries": "--max-retries", "max_requeues": "--max-requeues",
-            "folder": "--slurm-folder"}
+            "folder": "--slurm-folder", "precheck": "--no-precheck"}
 
 
 def launcher_options(args: argparse.Namespace) -> dict:
@@ -659,7 +665,7 @@ def launcher_options(args: argparse.Namespace) -> dict:
         "account": args.account, "qos": args.qos, "constraint": args.constraint,
         "setup": tuple(args.slurm_setup) if args.slurm_setup else None,
         "slurm_options": _parse_slurm_options(args.slurm_option), "max_retries": args.max_retries,
-        "max_requeues": args.max_requeues, "folder": args.slurm_folder}
+        "max_requeues": args.max_requeues, "folder": args.slurm_folder, "precheck": args.precheck}
     given = {k: v for k, v in given.items() if v is not None}
     if args.launcher == "local" and given:
         flags = ", ".join(_FLAG_OF[k] for k in given)
