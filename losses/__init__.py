@@ -4,11 +4,12 @@
     loss = build_loss("kl", tau=4.0)
     value = loss(student_logits, teacher_logits, targets)   # scalar, mean over the batch
 
-Registered: ce, kl, mse (paper 1), dkl, ikl (paper 2), dkd (paper-2 baseline), tald (paper 3).
+Registered: ce, kl, mse (paper 1), dkl, ikl (paper 2), dkd (paper-2 baseline), tald (paper 3),
+ls (logit standardization, Sun et al. CVPR 2024: the comparison's later baseline).
 `losses.reference` holds slow re-implementations for tests and benchmarks.
 """
 from losses.base import LOSSES, DistillLoss, loss_defaults
-from losses import ce, dkd, dkl, ikl, kl, mse, tald  # noqa: F401  (registration)
+from losses import ce, dkd, dkl, ikl, kl, ls, mse, tald  # noqa: F401  (registration)
 
 
 def build_loss(name: str, **hparams) -> DistillLoss:

@@ -8,11 +8,19 @@ logits read as an implicit ensemble of teachers around z_T. Here: any registered
 Everything about eps is OUR choice (the paper publishes no noise law, scale or schedule):
 - noise "gaussian": eps ~ N(0, s^2); "uniform": eps ~ U(-sqrt(3) s, sqrt(3) s), which has the
   same standard deviation s, so a given scale means the same spread for both laws.
+- noise "multiplicative" (the "noisy teacher" of Sau and Balasubramanian, 2016): z_t (1 + s n),
+  n ~ N(0, 1) per logit: the noise of each logit is proportional to it, so this law is relative
+  by construction (scale_mode must stay "relative").
+- noise "mixture" (the synthetic teachers of TeKAP, ICLR 2025: 0.9 z + 0.1 n): (1 - s) z_t + s n,
+  n ~ N(0, 1) ("absolute", TeKAP exactly at s = 0.1) or n ~ N(0, std_j(z_t)^2) ("relative").
 - scale_mode "absolute": s = scale; "relative": s = scale * std_j(z_t,b) per sample (population
-  std over the classes of the clean teacher logits, no gradient through it).
+  std over the classes of the clean teacher logits, no gradient through it) for the additive laws.
 - schedule of the scale over training progress p in [0, 1] (set by `set_progress`):
   "constant" 1; "linear" 1 - p; "cosine" (1 + cos(pi p)) / 2 (full at p = 0, zero at p = 1).
-- lambda and the CE term are the base loss's business (e.g. base "kl" with alpha < 1).
+- share: the fraction of batches that get noise (Sau and Balasubramanian perturb a random share
+  of the batches); each call draws one uniform number from the same generator to decide.
+- lambda and the CE term are the base loss's and the recipe's business (e.g. recipe ce_weight 1
+  and kd_weight lambda, as the paper's objective CE + lambda KD).
 
 Randomness: a private torch.Generator seeded with `seed`, created on the device of the first
 logits it sees (later calls on another device draw there and move the noise). Its state is in
@@ -35,11 +43,12 @@ from losses.base import (
     check_choice,
     check_int,
     check_nonnegative,
+    check_unit,
     format_value,
     loss_defaults,
 )
 
-NOISES = ("gaussian", "uniform")
+NOISES = ("gaussian", "uniform", "multiplicative", "mixture")
 SCALE_MODES = ("absolute", "relative")
 SCHEDULES = ("constant", "linear", "cosine")
 
@@ -79,6 +88,7 @@ class TALD(DistillLoss):
         scale_mode: str = "relative",
         schedule: str = "constant",
         seed: int = 0,
+        share: float = 1.0,
         **base_hparams,
     ):
         if base == "tald":
@@ -90,14 +100,20 @@ class TALD(DistillLoss):
         scale_mode = check_choice("tald", "scale_mode", scale_mode, SCALE_MODES)
         schedule = check_choice("tald", "schedule", schedule, SCHEDULES)
         seed = check_int("tald", "seed", seed)
+        share = check_unit("tald", "share", share)
+        if share == 0.0:
+            raise UserError("loss 'tald': share must be in (0, 1], got 0 (no batch would get noise; use scale 0)")
+        if noise == "multiplicative" and scale_mode != "relative":
+            raise UserError("loss 'tald': multiplicative noise is relative to each logit; scale_mode must be 'relative'")
         try:
             self.base = LOSSES.build(base, **base_hparams)
         except UserError as e:
             own = "base, noise, scale, scale_mode, schedule, seed"
             raise UserError(f"loss 'tald' (its own hyperparameters: {own}); base: {e}") from None
         super().__init__(base=base, noise=noise, scale=scale, scale_mode=scale_mode, schedule=schedule,
-                         seed=seed, **self.base.hparams)
+                         seed=seed, share=share, **self.base.hparams)
         self.noise, self.scale, self.scale_mode, self.schedule, self.seed = noise, scale, scale_mode, schedule, seed
+        self.share = share
         self.uses_teacher = self.base.uses_teacher
         self.generator: torch.Generator | None = None
         self._pending_rng: tuple[str, torch.Tensor] | None = None  # loaded before the generator existed
@@ -126,14 +142,21 @@ class TALD(DistillLoss):
         return self.generator
 
     def sample_noise(self, teacher_logits: torch.Tensor) -> torch.Tensor:
-        """Draw eps for these (B, C) teacher logits (advances the generator)."""
+        """The additive change to these (B, C) teacher logits, z_t' - z_t, under the noise law
+        (advances the generator; zeros for a batch outside the `share`)."""
         zt = teacher_logits.detach()
         gen = self._generator_for(zt.device)
-        eps = draw_noise(zt.shape, self.noise, gen, gen.device, torch.float32).to(device=zt.device, dtype=zt.dtype)
+        if self.share < 1.0 and torch.rand((), generator=gen, device=gen.device).item() >= self.share:
+            return torch.zeros_like(zt)
+        law = "gaussian" if self.noise in ("multiplicative", "mixture") else self.noise
+        eps = draw_noise(zt.shape, law, gen, gen.device, torch.float32).to(device=zt.device, dtype=zt.dtype)
         s = self.current_scale()
-        if self.scale_mode == "relative":
-            return eps * (s * zt.std(dim=1, correction=0, keepdim=True))
-        return eps * s
+        if self.noise == "multiplicative":
+            return zt * (s * eps)
+        spread = zt.std(dim=1, correction=0, keepdim=True) if self.scale_mode == "relative" else 1.0
+        if self.noise == "mixture":
+            return s * (eps * spread - zt)
+        return eps * (s * spread)
 
     def forward(self, zs, zt, targets):
         if self.scale > 0 and zt is not None:  # zt is None only for a base that ignores the teacher
@@ -144,7 +167,7 @@ class TALD(DistillLoss):
 
     def label(self) -> str:
         """'TALD <own non-default settings> on <base label>', e.g. 'TALD scale=0.5 on KL tau=4'."""
-        own = ("noise", "scale", "scale_mode", "schedule", "seed")
+        own = ("noise", "scale", "scale_mode", "schedule", "seed", "share")
         defaults = loss_defaults(type(self))
         parts = ["TALD"] + [f"{k}={format_value(self.hparams[k])}" for k in own
                             if k == "scale" or self.hparams[k] != defaults[k]]

@@ -8,7 +8,7 @@ import torch
 from common import UserError
 from losses import LOSSES, DistillLoss, build_loss, list_losses
 
-EXPECTED = {"ce", "kl", "mse", "dkl", "ikl", "dkd", "tald"}
+EXPECTED = {"ce", "kl", "mse", "dkl", "ikl", "dkd", "tald", "ls"}
 
 # a few configurations per loss, the defaults first
 CONFIGS = [
@@ -26,6 +26,10 @@ CONFIGS = [
     ("tald", {}),
     ("tald", {"base": "dkl", "noise": "uniform", "scale": 1.0, "scale_mode": "absolute", "schedule": "cosine"}),
     ("tald", {"base": "ikl", "class_prior": True}),
+    ("tald", {"noise": "multiplicative", "scale": 0.5, "share": 0.5}),
+    ("tald", {"base": "mse", "noise": "mixture", "scale": 0.1, "scale_mode": "absolute"}),
+    ("ls", {}),
+    ("ls", {"base": "dkd", "tau": 2.0}),
 ]
 IDS = [f"{n}-{i}" for i, (n, _) in enumerate(CONFIGS)]
 
@@ -68,7 +72,9 @@ BAD = [
     ("tald", {"noise": "laplace"}, "noise"), ("tald", {"scale": -1.0}, "scale"),
     ("tald", {"scale_mode": "per-class"}, "scale_mode"), ("tald", {"schedule": "step"}, "schedule"),
     ("tald", {"seed": 1.5}, "seed"), ("tald", {"base": "tald"}, "base"), ("tald", {"base": "nope"}, "base"),
-    ("tald", {"tau": 0.0}, "tau"),
+    ("tald", {"tau": 0.0}, "tau"), ("tald", {"share": 0.0}, "share"), ("tald", {"share": 1.5}, "share"),
+    ("tald", {"noise": "multiplicative", "scale_mode": "absolute"}, "multiplicative"),
+    ("ls", {"base": "ls"}, "base"), ("ls", {"base": "ce"}, "base"), ("ls", {"tau": -1.0}, "tau"),
 ]
 
 

@@ -156,3 +156,42 @@ def test_base_without_teacher_takes_none():
     tald = build_loss("tald", base="ce", scale=1.0)
     assert tald.uses_teacher is False
     assert torch.equal(tald(zs, None, y), build_loss("ce")(zs, None, y))
+
+
+# --- the published relatives: multiplicative noise on a share of batches, TeKAP's mixture ---------------
+def test_multiplicative_noise_is_proportional_to_each_logit():
+    tald = build_loss("tald", noise="multiplicative", scale=0.3, seed=2)
+    zt = logits(3000, 40, seed=6, dtype=torch.float32)
+    eps = tald.sample_noise(zt)
+    ratio = eps / zt                                  # = 0.3 n, n ~ N(0, 1) per logit
+    torch.testing.assert_close(ratio.std().item(), 0.3, rtol=0.01, atol=0)
+    assert abs(ratio.mean().item()) < 5 * 0.3 / math.sqrt(ratio.numel())
+    assert torch.equal(tald.sample_noise(torch.zeros(4, 40)), torch.zeros(4, 40))   # zero logits stay zero
+
+
+@pytest.mark.parametrize("mode", ["absolute", "relative"])
+def test_mixture_is_tekaps_synthetic_teacher(mode):
+    """(1 - s) z_t + s n with n ~ N(0, 1) (absolute: TeKAP's 0.9 z + 0.1 n at s = 0.1) or N(0, std(z_t)^2)."""
+    zt = logits(3000, 40, seed=7, dtype=torch.float32)
+    tald = build_loss("tald", noise="mixture", scale=0.1, scale_mode=mode, seed=3)
+    twin = build_loss("tald", noise="gaussian", scale=1.0, scale_mode="absolute", seed=3)   # the same draws
+    noisy = zt + tald.sample_noise(zt)
+    n = twin.sample_noise(zt) * (zt.std(dim=1, correction=0, keepdim=True) if mode == "relative" else 1.0)
+    torch.testing.assert_close(noisy, 0.9 * zt + 0.1 * n, rtol=1e-5, atol=1e-5)
+
+
+def test_share_perturbs_that_fraction_of_batches_and_resumes_exactly():
+    zt = logits(8, 10, seed=8, dtype=torch.float32)
+    tald = build_loss("tald", scale=0.5, share=0.3, seed=4)
+    hits = [bool(tald.sample_noise(zt).abs().sum() > 0) for _ in range(2000)]
+    assert abs(sum(hits) / len(hits) - 0.3) < 0.04            # binomial sd ~0.01
+    state = tald.state_dict()
+    twin = build_loss("tald", scale=0.5, share=0.3, seed=4)
+    twin.load_state_dict(state)
+    for _ in range(20):
+        assert torch.equal(tald.sample_noise(zt), twin.sample_noise(zt))
+
+
+def test_labels_name_the_law_and_the_base():
+    assert build_loss("tald", noise="multiplicative", scale=0.5, share=0.5).label() == \
+        "TALD noise=multiplicative scale=0.5 share=0.5 on KL tau=4"
