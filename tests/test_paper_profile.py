@@ -9,15 +9,14 @@ import pytest
 
 from data_helpers import accept_any_md5, write_cifar100  # noqa: F401  (a fixture)
 from engine import RunDir, train_group
-from reproduce.kl_vs_mse import PLANS, Builder
-from reproduce.profiles import get_profile
+from reproduce.kl_vs_mse import PAPER_PROFILE, Paper1
 
 
 @pytest.fixture
 def paper_builder(results, tmp_path, accept_any_md5):  # noqa: F811
     write_cifar100(tmp_path / "data", n_train=16, n_test=8)
-    profile = dataclasses.replace(get_profile("paper"), recipe_overrides={"epochs": 1, "batch_size": 8})
-    return Builder(profile, PLANS["paper"], seeds=(9999,))
+    profile = dataclasses.replace(PAPER_PROFILE, recipe_overrides={"epochs": 1, "batch_size": 8})
+    return Paper1(profile, seeds=(9999,))
 
 
 @pytest.mark.slow
