@@ -1,18 +1,45 @@
-"""Metrics computed from a run's saved test outputs (outputs.pt), for table cells whose metric
-is not a summary column: `metric="cluster_spread"`, `"feature_dim"`, `"agreement:<key>"` (a key
-of engine.evaluate.agreement_metrics, against the outputs of the cell's `against` run), or a
-metric a paper's analysis module registers with `@register`.
+"""Metrics computed from a run's saved files, for table cells whose metric is not a summary
+column: `metric="cluster_spread"`, `"feature_dim"`, `"agreement:<key>"` (a key of
+engine.evaluate.agreement_metrics, against the outputs of the cell's `against` run),
+`"last_fifth_gain"` (convergence, from metrics.jsonl), `"sibling_ratio"` (class hierarchy,
+the cell's `args` give tau and coarse_of_fine), or one a paper's analysis module registers
+with `@register`.
 
-Each takes (outputs, against_outputs or None) and returns a float (NaN when it cannot be
-computed), or text for `reduce="first"` cells.
+Each takes (run, against, **args) where `run` and `against` are `RunFiles` (lazy outputs.pt
+and metrics.jsonl of one run; `against` may be None) and returns a float (NaN when it cannot
+be computed), or text for `reduce="first"` cells.
 """
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import torch
 
 DERIVED: dict = {}
+
+
+class RunFiles:
+    """The saved files of one finished run, read on first use."""
+
+    def __init__(self, path: Path | None):
+        self.path = None if path is None else Path(path)
+        self._outputs, self._metrics = None, None
+
+    @property
+    def outputs(self) -> dict | None:
+        if self._outputs is None and self.path is not None and (self.path / "outputs.pt").exists():
+            self._outputs = torch.load(self.path / "outputs.pt", map_location="cpu")
+        return self._outputs
+
+    @property
+    def metrics(self) -> list[dict]:
+        if self._metrics is None:
+            f = None if self.path is None else self.path / "metrics.jsonl"
+            lines = f.read_text().splitlines() if f is not None and f.exists() else []
+            self._metrics = [json.loads(ln) for ln in lines if ln.strip()]
+        return self._metrics
 
 
 def register(name: str):
@@ -27,11 +54,11 @@ def is_derived(metric: str) -> bool:
     return metric in DERIVED or metric.split(":", 1)[0] in DERIVED
 
 
-def compute(metric: str, outputs: dict, against: dict | None):
+def compute(metric: str, run: RunFiles, against: RunFiles | None, args: dict | None = None):
     """The value of a derived `metric` for one run."""
-    name, _, arg = metric.partition(":")
+    name, _, key = metric.partition(":")
     fn = DERIVED.get(metric) or DERIVED[name]
-    return fn(outputs, against, arg) if arg else fn(outputs, against)
+    return fn(run, against, **({"key": key} if key else {}), **(args or {}))
 
 
 def cluster_spread(features: torch.Tensor, labels: torch.Tensor) -> float:
@@ -46,22 +73,72 @@ def cluster_spread(features: torch.Tensor, labels: torch.Tensor) -> float:
     return (within / between).item()
 
 
+def _outputs(run: RunFiles):
+    return None if run is None else run.outputs
+
+
 @register("cluster_spread")
-def _cluster_spread(outputs, against=None) -> float:
-    return cluster_spread(outputs["features"], outputs["labels"])
+def _cluster_spread(run, against=None) -> float:
+    o = run.outputs
+    return math.nan if o is None else cluster_spread(o["features"], o["labels"])
 
 
 @register("feature_dim")
-def _feature_dim(outputs, against=None) -> str:
-    return str(outputs["features"].shape[1])
+def _feature_dim(run, against=None) -> str:
+    return str(run.outputs["features"].shape[1])
 
 
 @register("agreement")
-def _agreement(outputs, against, key: str) -> float:
+def _agreement(run, against, key: str) -> float:
     """An agreement metric of this run's test logits against another run's (e.g. a CE student
     against the teacher it never saw)."""
     from engine.evaluate import agreement_metrics
 
-    if against is None:
+    o, a = _outputs(run), _outputs(against)
+    if o is None or a is None:
         return math.nan
-    return agreement_metrics(outputs["logits"].float(), against["logits"].float()).get(key, math.nan)
+    return agreement_metrics(o["logits"].float(), a["logits"].float()).get(key, math.nan)
+
+
+@register("last_fifth_gain")
+def _last_fifth_gain(run, against=None, key: str = "test_top1") -> float:
+    """Accuracy gained over the last fifth of training: the last evaluated epoch minus the first
+    evaluated one at or after 80 % of the epochs (about 0 once the schedule has converged)."""
+    rows = [r for r in run.metrics if key in r]
+    if not rows:
+        return math.nan
+    epochs = rows[-1]["epoch"]
+    start = next(r for r in rows if r["epoch"] >= 0.8 * epochs)
+    return rows[-1][key] - start[key]
+
+
+def sibling_mass(logits: torch.Tensor, labels: torch.Tensor, coarse_of_fine, tau: float = 1.0) -> dict:
+    """Teacher probability on the true class, on its siblings (the other fine classes of its
+    coarse class) and on all other classes; per-class ratio sibling / non-sibling."""
+    coarse = torch.as_tensor(coarse_of_fine)
+    p = torch.softmax(logits.double() / tau, dim=1)
+    same = coarse[None, :] == coarse[labels][:, None]                 # (N, C): sibling or self
+    true = torch.nn.functional.one_hot(labels, p.shape[1]).bool()
+    sib, non = same & ~true, ~same
+    p_true = p[true].mean().item()
+    p_sib, p_non = (p * sib).sum(1).mean().item(), (p * non).sum(1).mean().item()
+    n_sib, n_non = sib.sum(1).double().mean().item(), non.sum(1).double().mean().item()
+    return {"true": p_true, "siblings": p_sib, "others": p_non,
+            "ratio": (p_sib / n_sib) / (p_non / n_non) if p_non > 0 else math.inf}
+
+
+@register("sibling_ratio")
+def _sibling_ratio(run, against=None, tau: float = 1.0, coarse_of_fine=None) -> float:
+    """Probability per sibling class over probability per non-sibling class (1 = no hierarchy)."""
+    o = run.outputs
+    if o is None:
+        return math.nan
+    return sibling_mass(o["logits"], o["labels"], coarse_of_fine, tau)["ratio"]
+
+
+@register("sibling_mass")
+def _sibling_mass(run, against=None, key: str = "siblings", tau: float = 1.0, coarse_of_fine=None) -> float:
+    o = run.outputs
+    if o is None:
+        return math.nan
+    return sibling_mass(o["logits"], o["labels"], coarse_of_fine, tau)[key]

@@ -16,8 +16,6 @@ import json
 import math
 from pathlib import Path
 
-import torch
-
 from analysis import metrics
 from analysis.runs import load_runs, run_path
 from analysis.tables import MISSING, Paper, Stat, Table, caption, compare, seed_stat, stat_from_values
@@ -42,14 +40,18 @@ class Context:
         self.paper, self.profile, self.seeds = first.get("paper"), first.get("profile"), tuple(first.get("seeds", ()))
 
     # ---------------------------------------------------------------- runs
-    def outputs(self, run_id: str | None):
+    def files(self, run_id: str | None) -> metrics.RunFiles | None:
+        """The saved files of a finished run (None when it is absent or unfinished)."""
         if run_id is None:
             return None
         if run_id not in self._outputs:
             path = run_path(self.df, run_id)
-            f = None if path is None else path / "outputs.pt"
-            self._outputs[run_id] = torch.load(f, map_location="cpu") if f is not None and f.exists() else None
+            self._outputs[run_id] = None if path is None else metrics.RunFiles(path)
         return self._outputs[run_id]
+
+    def outputs(self, run_id: str | None):
+        f = self.files(run_id)
+        return None if f is None else f.outputs
 
     def stat(self, c: dict) -> Stat:
         """mean ± std of a cell's metric over its finished runs ('missing' when none)."""
@@ -57,16 +59,17 @@ class Context:
         runs, metric, digits = c["runs"], c["metric"], c["digits"]
         if not metrics.is_derived(metric):
             return seed_stat(self.df, runs, metric, digits)
-        against = self.outputs(c.get("against"))
-        values = [metrics.compute(metric, o, against) for o in map(self.outputs, runs) if o is not None]
+        against = self.files(c.get("against"))
+        values = [metrics.compute(metric, f, against, c.get("args")) for f in map(self.files, runs)
+                  if f is not None and (f.outputs is not None or f.metrics)]
         return stat_from_values(values, len(runs), digits)
 
     def first(self, c: dict) -> str:
         """The metric of the first run that has outputs, as text (e.g. a feature dimension)."""
         c = c.get("cell", c)
-        for o in map(self.outputs, c["runs"]):
-            if o is not None:
-                return metrics.compute(c["metric"], o, self.outputs(c.get("against")))
+        for f in map(self.files, c["runs"]):
+            if f is not None and f.outputs is not None:
+                return metrics.compute(c["metric"], f, self.files(c.get("against")), c.get("args"))
         return MISSING
 
     def value(self, v):
@@ -121,6 +124,20 @@ def measured(a: Stat, b: Stat, name_a: str, name_b: str, unit: str = "") -> str:
     return f"{name_a} {a}{unit} vs {name_b} {b}{unit} (Δ = {a.mean - b.mean:+.2f})"
 
 
+def shifted(s: Stat, by: float) -> Stat:
+    """The same Stat with its mean moved by `by` (a claim 'A beats B by more than m')."""
+    return s if not by or s.missing else Stat(s.mean + by, s.std, s.n, s.expected, s.digits, s.values)
+
+
+def threshold(a: Stat, name: str, op: str, bound: float, unit: str = "") -> tuple[str, str]:
+    """Every seed's value on the right side of `bound`: yes; every one on the wrong side: no."""
+    if a.missing:
+        return f"{name}: {a}", MISSING
+    ok = [(v >= bound) if op == ">=" else (v <= bound) for v in (a.values or (a.mean,))]
+    verdict = "yes" if all(ok) else "no" if not any(ok) else "inconclusive"
+    return f"{name} {a}{unit} (bound {op} {bound:g}{unit})", verdict
+
+
 def claims_table(ctx: Context, m: dict, module) -> Table:
     note = f"Rule for A > B claims: {RULE}. 'missing' = the runs are not there." + (
         f" {m['note']}" if m.get("note") else "")
@@ -132,13 +149,17 @@ def claims_table(ctx: Context, m: dict, module) -> Table:
             found, verdict = c["reason"], "not run"
         elif c["kind"] == "check":
             found, verdict = module.CHECKS[c["data"]["check"]](ctx, c["data"])
+        elif c["kind"] == "threshold":
+            found, verdict = threshold(ctx.stat(c["a"]), c["name_a"], c["op"], c["bound"], c.get("unit", ""))
         else:
             (a, best_a), (b, best_b) = pick(ctx, c["a"]), pick(ctx, c["b"])
             best = best_a or best_b
             name_a, name_b = c["name_a"], c["name_b"]
             if best is not None:
                 text, name_a, name_b = (s.replace("{best}", best) for s in (text, name_a, name_b))
-            found, verdict = measured(a, b, name_a, name_b, c.get("unit", "")), compare(a, b)[0]
+            margin = c.get("margin", 0.0)
+            found = measured(a, b, name_a, name_b, c.get("unit", "")) + (f"; margin {margin:g}" if margin else "")
+            verdict = compare(a, shifted(b, margin))[0]
         t.add({"#": k, "claim": text, "paper says": c["paper"], "we measured": found, "agrees?": verdict})
     return t
 

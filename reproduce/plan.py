@@ -44,6 +44,7 @@ class Cell:
     digits: int = 2
     against: RunConfig | None = None
     reduce: str = "stat"          # "stat": mean ± std over runs; "first": the first run's value, as text
+    args: dict = field(default_factory=dict)   # JSON-able arguments of a derived metric (e.g. tau)
 
     def run_ids(self) -> list[str]:
         return list(dict.fromkeys(c.run_id for c in self.runs))
@@ -94,8 +95,9 @@ class Best:
 
 @dataclass(frozen=True)
 class Claim:
-    """Claim: cell `a` is larger than cell `b` (kind "compare"), a named check of the paper's
-    analysis module (kind "check", with `data`), or not run at this profile ("not run")."""
+    """Claim: cell `a` is larger than cell `b` by more than `margin` (kind "compare"); cell `a`
+    against a fixed `bound` (kind "threshold", `op` ">=" or "<="); a named check of the paper's
+    analysis module (kind "check", with `data`); or not run at this profile ("not run")."""
     text: str                     # may hold {best}: the name of the option a `Best` picked
     paper: str                    # the paper's statement; {key} placeholders take numbers
     a: Cell | Best | None = None
@@ -106,6 +108,9 @@ class Claim:
     kind: str = "compare"
     data: dict = field(default_factory=dict)
     reason: str = ""              # for "not run"
+    margin: float = 0.0           # compare: is mean(a) - mean(b) - margin > 2 SE?
+    op: str = ">="                # threshold
+    bound: float = 0.0            # threshold
 
 
 @dataclass(frozen=True)

@@ -100,7 +100,8 @@ def encode(x, numbers: dict, paper: str):
     """Declaration values as JSON: cells as run ids + metric, paper numbers resolved."""
     if isinstance(x, Cell):
         return {"cell": {"runs": x.run_ids(), "metric": x.metric, "digits": x.digits, "reduce": x.reduce,
-                         "against": x.against.run_id if x.against is not None else None}}
+                         "against": x.against.run_id if x.against is not None else None,
+                         **({"args": _jsonable(x.args)} if x.args else {})}}
     if isinstance(x, PaperNumber):
         return {"paper": resolve_number(x, numbers, paper)}
     if isinstance(x, Best):
@@ -142,7 +143,8 @@ def claims_manifest(plan: Plan, numbers: dict, index: dict) -> dict:
         claims.append({"text": c.text, "paper": resolve_statement(c.paper, numbers, plan.paper),
                        "a": encode(c.a, numbers, plan.paper), "b": encode(c.b, numbers, plan.paper),
                        "name_a": c.name_a, "name_b": c.name_b, "unit": c.unit, "kind": c.kind,
-                       "data": encode(c.data, numbers, plan.paper), "reason": c.reason})
+                       "data": encode(c.data, numbers, plan.paper), "reason": c.reason,
+                       "margin": c.margin, "op": c.op, "bound": c.bound})
     runs = {r.run_id: r for c in plan.claims for r in runs_in([c.a, c.b, c.data])}
     return {"paper": plan.paper, "profile": plan.profile.name, "seeds": list(plan.seeds), "type": "claims",
             "name": "claims", "title": plan.claims_title, "note": plan.claims_note, "statistic": plan.statistic,
