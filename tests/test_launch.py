@@ -118,7 +118,7 @@ def test_slurm_launcher_through_the_local_executor(results, tmp_path, monkeypatc
     # the same runs through the local launcher (engine.sweep.run_parallel), in another run store
     local_root = tmp_path / "local"
     monkeypatch.setenv("LOGIT_KD_RESULTS", str(local_root))
-    local = launch([good, *students], "local", jobs=2, device="cpu", log=logs.append)
+    local = launch([good, *students], "local", jobs=1, device="cpu", log=logs.append)
     assert {r["status"] for r in local} == {"ok"}
     for c in [good, *students]:
         assert metric_rows(c, local_root) == metric_rows(c, results), c.slug
