@@ -527,8 +527,8 @@ def train_group(configs: list[RunConfig], *, force=False, wait=True, **kwargs) -
     checker = Checker(kwargs.get("data_root"), kwargs.get("download", False))
     with ctx.rank_zero_first():               # rank 0 may write data caches while building
         checker.check_all(todo)
-    say = _silent if kwargs.get("quiet") else print
-    with hold([RunDir(c).path for c in todo] if ctx.is_main else [], wait=wait, say=say):
+    # a wait is always said (even quiet): a silent one would look like a hang
+    with hold([RunDir(c).path for c in todo] if ctx.is_main else [], wait=wait, say=print):
         # another process may have finished some while we waited
         todo = _same_on_every_rank(ctx, [c for c in todo if force or not RunDir(c).finished])
         # Runs resumed from different epochs cannot share batches: train each part separately.
@@ -564,10 +564,6 @@ def _same_on_every_rank(ctx, configs: list[RunConfig]) -> list[RunConfig]:
     ids = [[c.run_id for c in configs]]
     torch.distributed.broadcast_object_list(ids, src=0)
     return [c for c in configs if c.run_id in set(ids[0])]
-
-
-def _silent(*args, **kwargs) -> None:
-    return None
 
 
 def train(config: RunConfig, **kwargs) -> RunDir:

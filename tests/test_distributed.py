@@ -104,4 +104,5 @@ def test_two_gloo_processes_equal_one_process(tmp_path, monkeypatch):
         torch.testing.assert_close(w_two[k], v, rtol=1e-4, atol=1e-5)
     loss_two = torch.load(run / "checkpoint.pt", weights_only=False)["loss"]
     loss_one = torch.load(alone.checkpoint_file, weights_only=False)["loss"]
+    assert loss_one["prior"] is not None and loss_two["prior"] is not None    # built, so the check is not vacuous
     torch.testing.assert_close(loss_two["prior"], loss_one["prior"], rtol=1e-6, atol=1e-7)   # global-batch prior

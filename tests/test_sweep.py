@@ -1,4 +1,5 @@
 """The sweep runner (engine/sweep.py, reproduce/sweep.py): teachers first, skips, failures per group."""
+import dataclasses
 import json
 
 import pytest
@@ -37,14 +38,23 @@ def test_schedule_puts_teachers_first_and_groups_shared_streams():
 
 def test_run_parallel_reports_failures_and_skips_finished_runs(tmp_path):
     good, bad, students, orphan = plan()
+    # a third member of the seed-0 group whose loss becomes NaN (lr 1e12), and students of two members
+    wild = dataclasses.replace(students[0], loss_hparams={"tau": 2.0}, recipe={**students[0].recipe, "lr": 1e12})
+    of_healthy, of_wild = (dataclasses.replace(students[2], teachers=(c.run_id,)) for c in (students[0], wild))
     logs = []
-    first = run_parallel([*students, orphan, good, bad], jobs=2, log=logs.append)
+    first = run_parallel([*students, orphan, good, bad, wild, of_healthy, of_wild], jobs=2, log=logs.append)
     status = {rid: r["status"] for r in first for rid in r["runs"]}
-    assert status[good.run_id] == "ok" and all(status[c.run_id] == "ok" for c in students)
+    assert status[good.run_id] == "ok" and status[students[2].run_id] == "ok"
     assert status[bad.run_id] == "failed" and status[orphan.run_id] == "blocked"
-    (failure,) = [r for r in first if r["status"] == "failed"]
-    assert "no_such_option" in failure["error"]
-    assert all(RunDir(c).finished for c in [good, *students]) and not RunDir(orphan).started
+    assert status[wild.run_id] == status[students[0].run_id] == "failed"           # the group of the wild run
+    assert status[of_healthy.run_id] == "ok" and status[of_wild.run_id] == "blocked"
+    failures = {r["runs"][0]: r["error"] for r in first if r["status"] in ("failed", "blocked")}
+    assert all("\n" not in e for e in failures.values())
+    assert "no_such_option" in failures[bad.run_id] and "did not finish" in failures[orphan.run_id]
+    (group_error,) = [r["error"] for r in first if wild.run_id in r["runs"]]
+    assert f"run {wild.run_id} diverged" in group_error
+    assert all(RunDir(c).finished for c in [good, *students, of_healthy]) and not RunDir(orphan).started
+    assert RunDir(wild).status() == "failed" and not RunDir(of_wild).path.exists()
     assert {r["worker"] for r in first if r["status"] == "ok"} == {"cpu"}
 
     # again from a JSON file through the CLI: finished groups are skipped, the failure repeats
