@@ -138,6 +138,34 @@ def threshold(a: Stat, name: str, op: str, bound: float, unit: str = "") -> tupl
     return f"{name} {a}{unit} (bound {op} {bound:g}{unit})", verdict
 
 
+def declared_best(ctx: Context, options: dict, declared: str) -> tuple[str, str]:
+    """Is the declared option the best one (highest mean)? yes; no when the best beats it by
+    more than 2 SE; else inconclusive."""
+    stats = {name: ctx.stat(c) for name, c in options["best"]}
+    if declared not in stats or stats[declared].missing:
+        return f"declared {declared}: missing", MISSING
+    picked, best = pick(ctx, options)
+    found = f"best: {best} {picked}; declared: {declared} {stats[declared]}"
+    if best == declared:
+        return found, "yes"
+    return found, "no" if compare(picked, stats[declared])[0] == "yes" else "inconclusive"
+
+
+def same_order(ctx: Context, first: list, second: list, name_a: str, name_b: str) -> tuple[str, str]:
+    """Do two lists of (name, cell) rank their names in the same order (by mean)?"""
+    def order(options):
+        stats = [(name, ctx.stat(c)) for name, c in options]
+        if any(s.missing for _, s in stats):
+            return None, stats
+        return [n for n, _ in sorted(stats, key=lambda ns: -ns[1].mean)], stats
+
+    (oa, sa), (ob, sb) = order(first), order(second)
+    if oa is None or ob is None:
+        return MISSING, MISSING
+    text = lambda o, st: " > ".join(f"{n} {dict(st)[n].mean:.2f}" for n in o)  # noqa: E731
+    return f"{name_a}: {text(oa, sa)}; {name_b}: {text(ob, sb)}", "yes" if oa == ob else "no"
+
+
 def claims_table(ctx: Context, m: dict, module) -> Table:
     note = f"Rule for A > B claims: {RULE}. 'missing' = the runs are not there." + (
         f" {m['note']}" if m.get("note") else "")
@@ -149,6 +177,10 @@ def claims_table(ctx: Context, m: dict, module) -> Table:
             found, verdict = c["reason"], "not run"
         elif c["kind"] == "check":
             found, verdict = module.CHECKS[c["data"]["check"]](ctx, c["data"])
+        elif c["kind"] == "best":
+            found, verdict = declared_best(ctx, c["a"], c["name_a"])
+        elif c["kind"] == "same_order":
+            found, verdict = same_order(ctx, c["data"]["first"], c["data"]["second"], c["name_a"], c["name_b"])
         elif c["kind"] == "threshold":
             found, verdict = threshold(ctx.stat(c["a"]), c["name_a"], c["op"], c["bound"], c.get("unit", ""))
         else:

@@ -185,10 +185,11 @@ class Runs:
         return dict(self.profile.model_options.get(model, {})) or None
 
     def teacher(self, model: str, noise: LabelNoise = CLEAN, seed: int | None = None,
-                recipe: str | None = None) -> RunConfig:
+                recipe: str | None = None, overrides: dict | None = None) -> RunConfig:
         p = self.profile
         return teacher_config(p.dataset, model, seed=self.teacher_seed if seed is None else seed,
-                              recipe=recipe or p.teacher_recipe, recipe_overrides=p.recipe_overrides or None,
+                              recipe=recipe or p.teacher_recipe,
+                              recipe_overrides={**p.recipe_overrides, **(overrides or {})} or None,
                               dataset_options=p.dataset_options, model_options=self._options(model),
                               label_noise=noise)
 

@@ -4,6 +4,9 @@ A profile is a data set and its recipes at one scale; which models play which ro
 paper's business (its script maps its tables onto a profile). Shared scales:
 
 - `mini`:  offline mnist1d, 1000 training signals, 10 classes: minutes on 2 CPU cores.
+- `mini100`: offline mnist1d_hier, 8000 training signals, 100 classes in 20 coarse x 5 fine
+  (data/hier.py), where capacity gaps and class similarity matter; recipes searched on a
+  validation split (reproduce/many_class.py).
 - `smoke`: seconds, for tests: synthetic data, 2 epochs.
 
 Each paper adds its own `paper` profile (its data set, models and schedule, for a GPU with the
@@ -32,13 +35,18 @@ MINI = Profile(
     name="mini", dataset="mnist1d", teacher_recipe="mini_teacher", student_recipe="mini_student", seeds=(0, 1, 2),
     dataset_options={"num_train": 1000},
     note="mnist1d, 1000 training samples, shift+noise augmentation; 88.8k-param CNN -> 6.5k-param CNN")
+MINI100 = Profile(
+    name="mini100", dataset="mnist1d_hier", teacher_recipe="mini100_teacher", student_recipe="mini100_student",
+    seeds=(0, 1, 2),
+    note="mnist1d_hier: 100 classes (20 coarse x 5 fine), 8000 training signals, shift+noise augmentation; "
+         "100k-param CNN teacher, 3-11k-param pooled students")
 SMOKE = Profile(
     name="smoke", dataset="synthetic", teacher_recipe="smoke", student_recipe="smoke", seeds=(0,),
     dataset_options={"num_train": 192, "num_test": 96, "num_classes": 4, "shape": [1, 24]},
     model_options={"cnn1d_student": {"length": 24}},
     note="synthetic signals, 2 epochs: tests only, numbers mean nothing")
 
-SHARED = {p.name: p for p in (MINI, SMOKE)}
+SHARED = {p.name: p for p in (MINI, MINI100, SMOKE)}
 
 
 def get_profile(name: str, extra: dict | None = None) -> Profile:

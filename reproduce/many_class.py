@@ -1,0 +1,196 @@
+"""The many-class mini setting (profile `mini100`): how its recipes were chosen, what it can show.
+
+Data: `mnist1d_hier` (data/hier.py), 100 fine classes in 20 coarse x 5 fine, 8000 training
+and 6000 test signals; models: models/mini100.py (teacher cnn1d_t100, middle cnn1d_m100,
+students cnn1d_s100_shallow / cnn1d_s100_thin (plain CNN family) and res1d_s100 (residual)).
+
+- `search`: learning rates and schedule lengths chosen on a VALIDATION split (1000 signals
+  carved from the training set, stratified; teachers of the search see only the other 7000),
+  never on the test set: the teacher's lr, each student's lr at the base schedule, and whether
+  a schedule twice as long changes the ordering of CE, KD, KL tau 20 and LMSE. The choices it
+  supports are declared below (TEACHER_LR, STUDENT_LR, EPOCHS) and checked by its claims.
+- `acceptance`: the setting's requirements on the test set, 3 seeds: teacher >= CE student + 5,
+  KD (tau 4) beats CE by more than 2 SE, a middle model between teacher and student (2 points
+  each side), the hierarchy visible in the teacher (probability per sibling class >= 5x per
+  non-sibling class at tau 1), one student run within 3 minutes of one core.
+- `hierarchy`: the teacher's probabilities per coarse and fine class (a table and a heat map
+  ordered by coarse class).
+
+Outputs: results/many_class/mini100/. `python -m reproduce.many_class all` (make many-class).
+"""
+from __future__ import annotations
+
+from data.hier import coarse_of_fine
+from losses import loss_label
+from reproduce.plan import Best, Claim, Figure, Plan, Runs, Section, Table, cell, kl_hparams
+from reproduce.profiles import MINI100, SMOKE, Profile
+from reproduce.runner import Experiment, paper_main
+
+NAME = "many_class"
+TEACHER, MIDDLE = "cnn1d_t100", "cnn1d_m100"
+STUDENTS = ("cnn1d_s100_shallow", "cnn1d_s100_thin", "res1d_s100")
+MAIN_STUDENT = "cnn1d_s100_shallow"
+VALIDATION = {"validation": 1000}      # signals carved from the 8000 training ones (stratified, seed 0)
+LRS = (3e-3, 1e-2, 3e-2)
+# The choices the search supports (see its table and claims):
+TEACHER_LR, STUDENT_LR, EPOCHS = 1e-2, 1e-2, 100
+STATISTIC = "final epoch"
+
+
+def losses_of_the_ordering(runs: Runs, teacher, seed: int, model: str, epochs: int) -> dict:
+    """CE, KD (tau 4, alpha 0.9), KL tau 20, LMSE students of one model at one schedule length."""
+    over = {"epochs": epochs}
+    return {"CE": runs.student(model, "ce", seed, overrides=over),
+            "KD": runs.student(model, "kl", seed, teachers=teacher, hparams=kl_hparams(4.0, 0.9), overrides=over),
+            "KL tau=20": runs.student(model, "kl", seed, teachers=teacher, hparams=kl_hparams(20.0), overrides=over),
+            "LMSE": runs.student(model, "mse", seed, teachers=teacher, overrides=over)}
+
+
+class ManyClass:
+    def __init__(self, profile: Profile, seeds: tuple):
+        self.p, self.seeds = profile, seeds
+        self.runs = Runs(profile, seeds, NAME)
+        small = profile.name == "smoke"
+        self.teacher_model, self.middle = ("cnn1d_teacher", "cnn1d_medium") if small else (TEACHER, MIDDLE)
+        self.students = ("cnn1d_student",) if small else STUDENTS
+        self.main_student = self.students[0]
+        self.val = Runs(Profile(**{**profile.__dict__, "dataset_options": {**profile.dataset_options, **VALIDATION}}),
+                        seeds, NAME) if not small else Runs(profile, seeds, NAME)
+        self.epochs = None if small else EPOCHS
+
+    def _over(self, **kw) -> dict | None:
+        return None if self.p.name == "smoke" else kw
+
+    def caption(self) -> str:
+        return f"Ours: {self.p.dataset} ({self.p.note})."
+
+    # --- search (validation split, seed 0) ---------------------------------------------
+    def search(self) -> Section:
+        s = self.seeds[0]
+        teachers = {lr: self.val.teacher(self.teacher_model, overrides=self._over(lr=lr)) for lr in LRS}
+        long_teacher = self.val.teacher(self.teacher_model, overrides=self._over(lr=TEACHER_LR, epochs=80))
+        rows = [{"model": f"teacher {self.teacher_model}", "lr": f"{lr:g}", "epochs": c.recipe["epochs"],
+                 "validation top-1 %": cell([c]), "gain over the last fifth": cell([c], "last_fifth_gain")}
+                for lr, c in [*teachers.items(), (TEACHER_LR, long_teacher)]]
+        grid = {}
+        for model in (self.middle, *self.students):
+            for lr in LRS:
+                c = self.val.student(model, "ce", s, overrides=self._over(lr=lr))
+                grid[(model, lr)] = c
+                rows.append({"model": f"{model} (CE)", "lr": f"{lr:g}", "epochs": c.recipe["epochs"],
+                             "validation top-1 %": cell([c]), "gain over the last fifth": cell([c], "last_fifth_gain")})
+        lr_table = Table("search_lr", "Learning rates on the validation split (1000 training signals held out; seed 0). "
+                         + self.caption(), ("model", "lr", "epochs", "validation top-1 %", "gain over the last fifth"),
+                         tuple(rows), statistic=STATISTIC,
+                         note="Adam, cosine to 0 per step, batch 128. Gain over the last fifth: validation top-1 at the "
+                              "last epoch minus at 80 % of training (about 0 once a schedule has converged).")
+        teacher = teachers[TEACHER_LR]
+        base = self.epochs or 2
+        orders = {e: losses_of_the_ordering(self.val, teacher, s, self.main_student, e) for e in (base, 2 * base)}
+        order_rows = [{"loss": name, **{f"{e} epochs": cell([orders[e][name]]) for e in orders},
+                       **{f"gain over the last fifth ({e} epochs)": cell([orders[e][name]], "last_fifth_gain")
+                          for e in orders}} for name in orders[base]]
+        order_table = Table("search_schedule", f"Schedule length: {self.main_student} students at {base} and {2 * base} "
+                            f"epochs (lr {STUDENT_LR:g}), teacher {self.teacher_model} (lr {TEACHER_LR:g}), validation "
+                            "split, seed 0. " + self.caption(),
+                            ("loss", *[f"{e} epochs" for e in orders], *[f"gain over the last fifth ({e} epochs)" for e in orders]),
+                            tuple(order_rows), statistic=STATISTIC,
+                            note="KD: KL tau 4, alpha 0.9 (0.1 CE); KL tau 20 and LMSE: no CE term, as in paper 1.")
+        self._search = (teachers, grid, orders, base)
+        return Section("search", (lr_table, order_table))
+
+    def search_claims(self) -> list:
+        teachers, grid, orders, base = self._search
+        claims = [Claim(f"The teacher's lr {TEACHER_LR:g} is the best of {', '.join(f'{x:g}' for x in LRS)} on validation",
+                        "our search", Best(tuple((f"{lr:g}", cell([c])) for lr, c in teachers.items())),
+                        name_a=f"{TEACHER_LR:g}", kind="best")]
+        for model in (self.middle, *self.students):
+            claims.append(Claim(f"{model}: lr {STUDENT_LR:g} is the best on validation", "our search",
+                                Best(tuple((f"{lr:g}", cell([grid[(model, lr)]])) for lr in LRS)),
+                                name_a=f"{STUDENT_LR:g}", kind="best"))
+        first, second = ([(n, cell([c])) for n, c in orders[e].items()] for e in (base, 2 * base))
+        claims.append(Claim(f"A schedule twice as long ({2 * base} epochs) keeps the ordering of CE, KD, KL tau 20 "
+                            "and LMSE", "our requirement", kind="same_order", name_a=f"{base} epochs",
+                            name_b=f"{2 * base} epochs", data={"first": first, "second": second}))
+        claims.append(Claim(f"The CE student has converged at {base} epochs: gain over the last fifth below 1 point",
+                            "our requirement", cell([orders[base]["CE"]], "last_fifth_gain"), name_a="gain",
+                            kind="threshold", op="<=", bound=1.0, unit=" points"))
+        return claims
+
+    # --- acceptance (test set, every seed) ---------------------------------------------------
+    def acceptance(self) -> Section:
+        teacher = self.runs.teacher(self.teacher_model)
+        rows, self._cells = [], {}
+        self._cells["teacher"] = cell([teacher])
+        rows.append({"model": f"teacher {self.teacher_model}", "loss": "CE", "test top-1 %": self._cells["teacher"],
+                     "train time s": cell([teacher], "train_time_s", 0)})
+        for model in (self.middle, *self.students):
+            for loss, hp in (("ce", None), ("kl", kl_hparams(4.0, 0.9))):
+                runs = self.runs.per_seed(model, loss, teachers=() if loss == "ce" else teacher, hparams=hp)
+                self._cells[(model, loss)] = cell(runs)
+                rows.append({"model": model, "loss": loss_label(loss, hp) if loss != "kl" else "KD: KL tau=4 alpha=0.9",
+                             "test top-1 %": cell(runs), "train time s": cell(runs, "train_time_s", 0)})
+        table = Table("acceptance", f"The many-class mini setting's requirements, test set. {self.caption()}",
+                      ("model", "loss", "test top-1 %", "train time s"), tuple(rows), statistic=STATISTIC,
+                      note="Students from the teacher; train time: the training loop's seconds of the run (its share "
+                           "of its group's loop when trained in a group; evaluation excluded).")
+        self._teacher = teacher
+        return Section("acceptance", (table,), runs=(teacher,))
+
+    def acceptance_claims(self) -> list:
+        c, t = self._cells, self._teacher
+        s = self.main_student
+        hierarchy = {"coarse_of_fine": list(coarse_of_fine()) if self.p.name != "smoke" else [0, 0, 1, 1],
+                     "tau": 1.0}
+        return [
+            Claim("The teacher beats the CE student by more than 5 points", "requirement",
+                  c["teacher"], c[(s, "ce")], "teacher", f"{s} CE", margin=5.0),
+            Claim("KD (tau 4) beats the CE student by more than 2 SE", "requirement", c[(s, "kl")], c[(s, "ce")],
+                  "KD", "CE"),
+            Claim(f"The middle model {self.middle} is at least 2 points below the teacher", "requirement",
+                  c["teacher"], c[(self.middle, "ce")], "teacher", "middle CE", margin=2.0),
+            Claim(f"The middle model is at least 2 points above the student {s}", "requirement",
+                  c[(self.middle, "ce")], c[(s, "ce")], "middle CE", f"{s} CE", margin=2.0),
+            Claim("The hierarchy is visible in the teacher: probability per sibling class >= 5x per non-sibling class "
+                  "at tau 1", "requirement", cell([t], "sibling_ratio", 1, args=hierarchy), name_a="ratio",
+                  kind="threshold", op=">=", bound=5.0, unit="x"),
+        ]
+
+    # --- hierarchy -----------------------------------------------------------------------
+    def hierarchy(self) -> Section:
+        t = self.runs.teacher(self.teacher_model)
+        cof = list(coarse_of_fine()) if self.p.name != "smoke" else None
+        rows = []
+        for tau in (1.0, 4.0):
+            args = {"coarse_of_fine": cof or [0, 0, 1, 1], "tau": tau}
+            rows.append({"tau": f"{tau:g}",
+                         **{col: cell([t], "sibling_mass:" + key, 3, args=args)
+                            for col, key in (("true class", "true"), ("4 siblings together", "siblings"),
+                                             ("95 others together", "others"))},
+                         "per sibling / per other": cell([t], "sibling_ratio", 1, args=args)})
+        table = Table("hierarchy", f"Teacher {self.teacher_model}: test-set probability on the true class, its 4 "
+                      "siblings (same coarse class) and the 95 other classes. " + self.caption(),
+                      ("tau", "true class", "4 siblings together", "95 others together", "per sibling / per other"),
+                      tuple(rows), statistic="the teacher run (1 run)")
+        figure = Figure("hierarchy", "hierarchy", {"teacher": t, "coarse_of_fine": cof or [0, 0, 1, 1]})
+        return Section("hierarchy", (table,), (figure,), runs=(t,))
+
+    def plan(self) -> Plan:
+        sections = (self.search(), self.acceptance(), self.hierarchy())
+        return Plan(NAME, self.p, self.seeds, sections, tuple(self.search_claims() + self.acceptance_claims()),
+                    claims_title=f"The many-class mini setting: its choices and requirements. {self.caption()}",
+                    claims_note="Search claims on the validation split (seed 0), acceptance on the test set.",
+                    statistic=STATISTIC)
+
+
+def declare(profile: Profile, seeds: tuple) -> Plan:
+    return ManyClass(profile, seeds).plan()
+
+
+EXPERIMENT = Experiment(NAME, "The many-class mini setting (mini100): search and acceptance", declare,
+                        profiles={"mini100": MINI100, "smoke": SMOKE}, default_profile="mini100",
+                        mini_profiles=("mini100",))
+main = paper_main(EXPERIMENT, __doc__)
+
+if __name__ == "__main__":
+    main()
