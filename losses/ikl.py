@@ -36,6 +36,12 @@ during the next epoch and clears the accumulator. Before the first `end_epoch` t
 uniform 1/C (official epoch 1). A class with no sample in an epoch keeps its previous row
 (the official code would divide 0 by 0 there). With class_prior=False the hooks do nothing.
 
+History (for looking at the prior, not for training): each `end_epoch` appends to
+`history` the epoch, the mean absolute change of the prior since the previous epoch and the mean
+diagonal (probability of a class's own class), and keeps a copy of the prior after epochs 1, 2,
+4, 8, ... in `snapshots`; both are in `state_dict()`, so they survive resume and end up in the
+run's checkpoint.
+
 GKL (DKLv2 GKL_KD), `gamma` set: the weights are raised to gamma, v = w^gamma, and the wMSE
 is divided by the total pair weight sum_{b,j,k} v_bj v_bk instead of B:
 
@@ -46,6 +52,8 @@ normalised weights have pair sum 1 per sample. Official GKL CIFAR config: gamma 
 T2 4, GI on.
 """
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -115,6 +123,8 @@ class IKL(DistillLoss):
         self.break_asymmetry, self.class_prior, self.gamma = break_asymmetry, class_prior, gamma
         self.prior: torch.Tensor | None = None        # (C, C) float32, row y = mean teacher prob of class y
         self.accumulator: torch.Tensor | None = None  # (C, C) float64 running sums of this epoch
+        self.history: list[dict] = []                 # per end_epoch: epoch, change, diagonal
+        self.snapshots: dict[int, torch.Tensor] = {}  # epoch (1, 2, 4, ...) -> prior after it
 
     # ------------------------------------------------------------ weights
     def current_prior(self, zt: torch.Tensor) -> torch.Tensor | None:
@@ -176,19 +186,32 @@ class IKL(DistillLoss):
         else:
             prior = self.prior.to(device=acc.device, dtype=torch.float64).clone()
         prior[seen] = acc[seen] / sums[seen]
+        previous = self.prior
         self.prior = prior.float()
         self.accumulator = None
+        self._record(previous)
+
+    def _record(self, previous: torch.Tensor | None) -> None:
+        epoch = len(self.history) + 1
+        change = math.nan if previous is None else (self.prior - previous.to(self.prior.device)).abs().mean().item()
+        self.history.append({"epoch": epoch, "change": change, "diagonal": self.prior.diagonal().mean().item()})
+        if epoch & (epoch - 1) == 0:                  # a power of two
+            self.snapshots[epoch] = self.prior.detach().cpu().clone()
 
     def state_dict(self) -> dict:
         def cpu(t):
             return None if t is None else t.detach().cpu().clone()
 
-        return {"prior": cpu(self.prior), "accumulator": cpu(self.accumulator)}
+        return {"prior": cpu(self.prior), "accumulator": cpu(self.accumulator),
+                "history": [dict(h) for h in self.history],
+                "snapshots": {k: v.clone() for k, v in self.snapshots.items()}}
 
     def load_state_dict(self, d: dict) -> None:
-        unknown = set(d) - {"prior", "accumulator"}
+        unknown = set(d) - {"prior", "accumulator", "history", "snapshots"}
         if unknown:
             raise ValueError(f"ikl state has unknown keys {sorted(unknown)}")
         prior, acc = d.get("prior"), d.get("accumulator")
         self.prior = None if prior is None else prior.detach().clone().float()
         self.accumulator = None if acc is None else acc.detach().clone().double()
+        self.history = [dict(h) for h in d.get("history", [])]           # absent in older checkpoints
+        self.snapshots = {int(k): v.clone() for k, v in d.get("snapshots", {}).items()}

@@ -206,7 +206,30 @@ def test_ikl_sample_weights_ignore_the_hooks():
     loss = build_loss("ikl")
     loss.observe_teacher(logits(4, 5), targets_for(4, 5))
     loss.end_epoch()
-    assert loss.state_dict() == {"prior": None, "accumulator": None}
+    assert loss.state_dict() == {"prior": None, "accumulator": None, "history": [], "snapshots": {}}
+
+
+def test_ikl_history_records_every_epoch_and_power_of_two_snapshots():
+    loss = build_loss("ikl", class_prior=True, T2=2.0)
+    priors = []
+    for epoch in range(1, 6):
+        zt, y = logits(30, 6, seed=epoch), targets_for(30, 6, seed=epoch)
+        loss.observe_teacher(zt, y)
+        loss.end_epoch()
+        priors.append(loss.prior.clone())
+    assert [h["epoch"] for h in loss.history] == [1, 2, 3, 4, 5]
+    assert math.isnan(loss.history[0]["change"])
+    for h, before, after in zip(loss.history[1:], priors, priors[1:]):
+        assert h["change"] == pytest.approx((after - before).abs().mean().item(), rel=1e-6)
+        assert h["diagonal"] == pytest.approx(after.diagonal().mean().item(), rel=1e-6)
+    assert sorted(loss.snapshots) == [1, 2, 4]
+    assert torch.equal(loss.snapshots[4], priors[3])
+    twin = build_loss("ikl", class_prior=True, T2=2.0)
+    twin.load_state_dict(loss.state_dict())
+    assert twin.history == loss.history and torch.equal(twin.snapshots[2], loss.snapshots[2])
+    old = {k: v for k, v in loss.state_dict().items() if k in ("prior", "accumulator")}
+    twin.load_state_dict(old)                     # a checkpoint written before the history existed
+    assert twin.history == [] and torch.equal(twin.prior, loss.prior)
 
 
 @settings(deadline=None, max_examples=30)
