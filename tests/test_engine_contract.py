@@ -2,6 +2,7 @@
 the objective and the schedules, the loss hooks, stateful resume, label noise end to end, the
 teacher cache and the recorded metrics. (tests/test_engine.py compares engine paths with each
 other; a bug two paths share passes there, not here.)"""
+import math
 import re
 import shutil
 
@@ -247,10 +248,15 @@ def test_killed_and_resumed_stateful_student_ends_as_uninterrupted(tmp_path, mon
 
 
 def _equal_state(a, b) -> bool:
+    """Exactly equal, NaN equal to NaN (ikl's history starts with a NaN change)."""
     if isinstance(a, dict):
-        return a.keys() == b.keys() and all(_equal_state(a[k], b[k]) for k in a)
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_equal_state(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return type(a) is type(b) and len(a) == len(b) and all(map(_equal_state, a, b))
     if isinstance(a, torch.Tensor):
-        return torch.equal(a, b)
+        return isinstance(b, torch.Tensor) and torch.equal(a, b)
+    if isinstance(a, float) and math.isnan(a):
+        return isinstance(b, float) and math.isnan(b)
     return a == b
 
 
