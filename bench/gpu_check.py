@@ -30,7 +30,7 @@ limit is killed and recorded "timed out"; the files are always written, with wha
 - sweep: 6 KL students (tau 1, 2, 3, 4, 8, 16) in one group against one student run, both
   --fast with the cached teacher: the group's training-loop time over the single run's.
 - pairs: every model of the paper profiles alone (CE) and every teacher -> student pair
-  (paper 1: WRN-28-4 -> WRN-16-2 / 16-4 / 28-2, batch 128; paper 2: engine/pairs.py, CIFAR
+  (paper 1: WRN-28-4 -> WRN-16-2 / 16-4 / 28-2, batch 128; paper 2: the pairs its declaration plans, CIFAR
   batch 64, ImageNet resnet34 -> resnet18 and resnet50 -> MobileNetV1 at 224 x 224, batch
   512): a fixed number of timed steps after a warm-up, extrapolated to an epoch (the data
   set's training images / measured images/s); fp32 as the paper scripts launch by default
@@ -65,7 +65,7 @@ class Entry:
     paper: str
     student: str
     teacher: str | None
-    recipe: str
+    recipe: str | dict             # a recipe name, or a run config's resolved recipe
     input: str                     # "cifar" | "imagenet"
     loss: str = "ce"
     loss_hparams: dict = field(default_factory=dict)
@@ -76,25 +76,29 @@ class Entry:
 
 
 def paper_plan() -> list[Entry]:
-    """Paper 1 and paper 2's models alone and pairs, in the order measured (teachers first)."""
-    from engine.pairs import PAPER2_PAIRS
+    """Every teacher model alone and every teacher -> student pair of the papers' `paper` profiles
+    (their declarations in reproduce/, so a new paper or pair is measured without an edit here),
+    teachers first, each with the recipe its runs use."""
+    from reproduce.costs import GPU_SPLITS
+    from reproduce.papers import experiments
+    from reproduce.runner import plan_configs
 
     plan, seen = [], set()
-
-    def alone(model, paper, recipe, kind):
-        if model not in seen:
-            seen.add(model)
-            plan.append(Entry(paper, model, None, recipe, kind))
-
-    alone("wrn_28_4", "paper 1", "kl_vs_mse_cifar", "cifar")
-    for s in ("wrn_16_2", "wrn_16_4", "wrn_28_2"):
-        alone(s, "paper 1", "kl_vs_mse_cifar", "cifar")
-        plan.append(Entry("paper 1", s, "wrn_28_4", "kl_vs_mse_cifar", "cifar", "kl", {"tau": 4.0}))
-    for (t, s), pair in PAPER2_PAIRS.items():
-        kind = "imagenet" if pair.recipe == "imagenet" else "cifar"
-        alone(t, "paper 2", pair.recipe, kind)
-        alone(s, "paper 2", pair.recipe, kind)
-        plan.append(Entry("paper 2", s, t, pair.recipe, kind, "ikl", pair.ikl_hparams()))
+    for e in experiments():
+        if "paper" not in e.profiles:
+            continue
+        paper = e.name
+        configs = plan_configs(e.plan("paper"), "all")
+        by_id = {c.run_id: c for c in configs}
+        for c in sorted(configs, key=lambda c: bool(c.teachers)):
+            kind = GPU_SPLITS[c.dataset][2]
+            teacher = by_id[c.teachers[0]].model if c.teachers and c.teachers[0] in by_id else None
+            key = (c.model, teacher, kind)
+            if key in seen or (teacher is None and c.loss != "ce"):
+                continue
+            seen.add(key)
+            plan.append(Entry(paper, c.model, teacher, c.recipe, kind, c.loss if teacher else "ce",
+                              dict(c.loss_hparams) if teacher else {}))
     return plan
 
 
@@ -364,7 +368,7 @@ def measure_entry(e: Entry, scale: Scale, dev, deadline: float) -> dict:
     from losses import build_loss
     from models import build_model
 
-    recipe = get_recipe(e.recipe)
+    recipe = get_recipe(e.recipe) if isinstance(e.recipe, str) else get_recipe("smoke").replace(**e.recipe)
     classes = 1000 if e.input == "imagenet" else 100
     batch = recipe.batch_size if scale.batch_cap is None else min(recipe.batch_size, scale.batch_cap)
     torch.manual_seed(0)

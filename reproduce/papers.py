@@ -15,7 +15,7 @@ import time
 from reproduce.cli import Parser, main_guard
 from reproduce.runner import ALL, ANALYZE, DEMO, TEACHERS, Experiment, run
 
-PAPERS = ("kl_vs_mse", "many_class")
+PAPERS = ("kl_vs_mse", "many_class", "decoupled_kl")
 
 
 def experiments() -> list[Experiment]:

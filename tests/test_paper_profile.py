@@ -35,3 +35,29 @@ def test_paper_pair_trains_a_teacher_and_kl_and_mse_students(paper_builder):
         assert c.model == "wrn_16_2" and s["epochs"] == 1
         assert s["teachers"][0]["run_id"] == teacher.run_id
         assert 0.0 <= s["final"]["test_top1"] <= 100.0 and math.isfinite(s["final"]["logit_dist"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key", ["resnet56->resnet20", "resnet32x4->ShuffleV1"])      # Tables 13 and 14
+def test_paper2_pair_trains_every_column(results, tmp_path, accept_any_md5, key):  # noqa: F811
+    """One pair of paper 2's Table 13 and one of Table 14 through the paper profile's code path:
+    mdistiller recipes, the official per-pair losses, CIFAR-100 read by torchvision."""
+    from reproduce.decoupled_kl import METHODS, PAPER_PROFILE as P2, Paper2
+
+    write_cifar100(tmp_path / "data", n_train=16, n_test=8)
+    paper = Paper2(dataclasses.replace(P2, recipe_overrides={"epochs": 1, "batch_size": 8}), seeds=(0,))
+    pair = next(p for p in paper.pairs if p.key == key)
+    teacher = paper.teacher(pair)
+    students = [paper.method(pair, m, 0) for m in METHODS[1:]]
+    train_group([teacher], quiet=True, device="cpu")
+    for group in ([students[0]], students[1:]):             # CE has no teacher; the rest share one
+        train_group(group, quiet=True, device="cpu")
+    assert RunDir(teacher).summary()["final"]["test_top1"] >= 0
+    by_loss = {c.loss: c for c in students}
+    assert set(by_loss) == {"ce", "kl", "dkd", "ikl"}
+    assert by_loss["kl"].recipe["ce_weight"] == 0 and by_loss["kl"].loss_hparams == {"tau": 4.0, "alpha": 0.9}
+    assert by_loss["dkd"].recipe["warmup_epochs"] == 20 and by_loss["dkd"].recipe["ce_weight"] == 1.0
+    assert by_loss["dkd"].recipe["lr"] == (0.01 if "Shuffle" in key else 0.05)
+    for c in students:
+        s = RunDir(c).summary()
+        assert s["epochs"] == 1 and math.isfinite(s["final"]["test_top1"])
