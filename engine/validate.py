@@ -128,8 +128,8 @@ class Checker:
                             f"shape {list(bundle.input_shape)}")
         mine, theirs = student.label_noise, teacher.label_noise
         if mine.tag != "clean" and theirs.tag != "clean" and mine != theirs:
-            raise UserError(f"teacher {run_id} was trained on another label corruption ({theirs}) than this "
-                            f"run ({mine}): both must see the same noisy labels")
+            raise UserError(f"teacher {run_id} was trained on another label corruption ({_noise(theirs)}) than "
+                            f"this run ({_noise(mine)}): both must see the same noisy labels")
 
 
 def _stored_teacher(run_id: str) -> RunConfig:
@@ -145,6 +145,10 @@ def _stored_teacher(run_id: str) -> RunConfig:
         raise UserError(f"teacher run {rd.path} is not finished; finish it: {store_command(run_id, force=False)}")
     rd.verify()
     return rd.config
+
+
+def _noise(n: LabelNoise) -> str:
+    return f"{n.kind} {n.rate:g}, noise seed {n.seed}"
 
 
 def _recipe(d: dict) -> Recipe:

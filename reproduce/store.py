@@ -20,6 +20,7 @@ import argparse
 import os
 import shutil
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from common import UserError
@@ -108,16 +109,31 @@ def verify(root: Path | None = None, log=print) -> list[str]:
     return problems
 
 
-def train_run(run_id: str, force: bool = False, **train_kw) -> RunDir:
+def train_run(run_id: str, force: bool = False, root: Path | None = None, **train_kw) -> RunDir:
     """Train (or resume; force: retrain from scratch) the run `run_id` of the store from its config.json."""
     from engine import train
 
-    path = store_root() / run_id
+    path = store_root(root) / run_id
     if not (path / "config.json").exists():
-        raise UserError(f"no run '{run_id}' in {store_root()} (python -m reproduce.store list shows them)")
-    rd = RunDir.at(path)
-    train(rd.config, force=force, **train_kw)
+        raise UserError(f"no run '{run_id}' in {store_root(root)} (python -m reproduce.store list shows them)")
+    with _results_root(root):            # the engine finds the run and its teachers there
+        rd = RunDir.at(path)
+        train(rd.config, force=force, **train_kw)
     return rd
+
+
+@contextmanager
+def _results_root(root: Path | None):
+    old = os.environ.get(RESULTS_ROOT_ENV)
+    if root is not None:
+        os.environ[RESULTS_ROOT_ENV] = str(root)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(RESULTS_ROOT_ENV, None)
+        else:
+            os.environ[RESULTS_ROOT_ENV] = old
 
 
 def build_parser() -> Parser:
@@ -140,18 +156,17 @@ def main(argv=None):
     args = p.parse_args(argv)
     if (args.command == "train") != (args.run_id is not None):
         p.error("train takes one RUN_ID; the other commands take none")
-    if args.root:
-        os.environ[RESULTS_ROOT_ENV] = args.root       # the engine finds every run (and teacher) there
+    root = Path(args.root) if args.root else None
     if args.command == "migrate":
-        return migrate()
+        return migrate(root)
     if args.command == "list":
-        return list_runs()
+        return list_runs(root)
     if args.command == "verify":
-        problems = verify()
+        problems = verify(root)
         if problems:
             sys.exit(1)
         return problems
-    rd = train_run(args.run_id, args.force, device=args.device, data_root=args.data_root, wait=args.wait,
+    rd = train_run(args.run_id, args.force, root, device=args.device, data_root=args.data_root, wait=args.wait,
                    quiet=args.quiet)
     print(f"run directory: {rd.path} ({rd.status()})")
     return rd
