@@ -316,10 +316,6 @@ class RunDir:
         """An unfinished run can resume: its checkpoint loads and the log holds its epochs."""
         self._resumable_rows(self.load_checkpoint()["epoch"])
 
-    def truncate_metrics(self, epochs: int) -> None:
-        """Kept for callers of the old name: `resume_metrics`."""
-        self.resume_metrics(epochs)
-
     def append_metrics(self, row: dict) -> None:
         with open(self.metrics_file, "a") as f:
             f.write(json.dumps(_jsonable(row)) + "\n")

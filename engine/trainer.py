@@ -9,6 +9,8 @@ group of one.
 Per epoch: data order and augmentation come from a generator seeded by (seed, epoch),
 so resuming at an epoch boundary replays the same batches; the learning rate is a pure
 function of (epoch, step). Checkpoints are written atomically at every epoch end.
+`train_group` validates everything first and holds each run's lock while it trains; a run
+whose loss diverges stops alone (failed.json) and the others finish (docs/runs.md).
 
 Launched by torchrun with WORLD_SIZE > 1, the same loop trains data-parallel (one process
 per GPU or CPU rank, DistributedDataParallel; see engine/distributed.py): each rank takes
