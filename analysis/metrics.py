@@ -127,18 +127,44 @@ def sibling_mass(logits: torch.Tensor, labels: torch.Tensor, coarse_of_fine, tau
             "ratio": (p_sib / n_sib) / (p_non / n_non) if p_non > 0 else math.inf}
 
 
+def _hierarchy(o: dict, coarse_of_fine):
+    """The class hierarchy given by the cell, else the one the run saved with its outputs."""
+    return coarse_of_fine if coarse_of_fine is not None else o.get("coarse_of_fine")
+
+
 @register("sibling_ratio")
 def _sibling_ratio(run, against=None, tau: float = 1.0, coarse_of_fine=None) -> float:
     """Probability per sibling class over probability per non-sibling class (1 = no hierarchy)."""
     o = run.outputs
-    if o is None:
+    if o is None or _hierarchy(o, coarse_of_fine) is None:
         return math.nan
-    return sibling_mass(o["logits"], o["labels"], coarse_of_fine, tau)["ratio"]
+    return sibling_mass(o["logits"], o["labels"], _hierarchy(o, coarse_of_fine), tau)["ratio"]
 
 
 @register("sibling_mass")
 def _sibling_mass(run, against=None, key: str = "siblings", tau: float = 1.0, coarse_of_fine=None) -> float:
     o = run.outputs
-    if o is None:
+    if o is None or _hierarchy(o, coarse_of_fine) is None:
         return math.nan
-    return sibling_mass(o["logits"], o["labels"], coarse_of_fine, tau)[key]
+    return sibling_mass(o["logits"], o["labels"], _hierarchy(o, coarse_of_fine), tau)[key]
+
+
+def expected_calibration_error(logits: torch.Tensor, labels: torch.Tensor, bins: int = 15) -> float:
+    """ECE in %: sum over equal-width confidence bins of |accuracy - confidence| x bin share."""
+    p = torch.softmax(logits.double(), dim=1)
+    conf, pred = p.max(1)
+    correct = (pred == labels).double()
+    edges = torch.linspace(0, 1, bins + 1, dtype=torch.float64)
+    which = torch.bucketize(conf, edges[1:-1], right=True)
+    total = 0.0
+    for b in range(bins):
+        inside = which == b
+        if inside.any():
+            total += inside.double().mean().item() * abs(correct[inside].mean().item() - conf[inside].mean().item())
+    return 100.0 * total
+
+
+@register("ece")
+def _ece(run, against=None, bins: int = 15) -> float:
+    o = run.outputs
+    return math.nan if o is None else expected_calibration_error(o["logits"], o["labels"], bins)

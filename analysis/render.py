@@ -53,9 +53,22 @@ class Context:
         f = self.files(run_id)
         return None if f is None else f.outputs
 
+    def values_by_seed(self, c: dict) -> dict:
+        """{seed: value} of a cell's metric over its finished runs."""
+        out = {}
+        for rid in c["runs"]:
+            v = self.stat({**c, "runs": [rid], "minus": None})
+            if not v.missing:
+                out[int(self.df.loc[rid, "seed"])] = v.mean
+        return out
+
     def stat(self, c: dict) -> Stat:
-        """mean ± std of a cell's metric over its finished runs ('missing' when none)."""
+        """mean ± std of a cell's metric over its finished runs ('missing' when none); a paired
+        difference (`minus`) over the seeds both cells have."""
         c = c.get("cell", c)
+        if c.get("minus"):
+            a, b = self.values_by_seed(c), self.values_by_seed(c["minus"])
+            return stat_from_values([a[s] - b[s] for s in sorted(a) if s in b], len(c["runs"]), c["digits"])
         runs, metric, digits = c["runs"], c["metric"], c["digits"]
         if not metrics.is_derived(metric):
             return seed_stat(self.df, runs, metric, digits)
@@ -167,7 +180,8 @@ def same_order(ctx: Context, first: list, second: list, name_a: str, name_b: str
 
 
 def claims_table(ctx: Context, m: dict, module) -> Table:
-    note = f"Rule for A > B claims: {RULE}. 'missing' = the runs are not there." + (
+    note = f"Rule for A > B claims: {RULE}; 'A not below B': no if B > A by that rule, else yes. " \
+           "'missing' = the runs are not there." + (
         f" {m['note']}" if m.get("note") else "")
     t = Table("claims", ctx.caption(m | {"note": note}, m.get("title", "Claims.")),
               ["#", "claim", "paper says", "we measured", "agrees?"])
@@ -181,6 +195,10 @@ def claims_table(ctx: Context, m: dict, module) -> Table:
             found, verdict = declared_best(ctx, c["a"], c["name_a"])
         elif c["kind"] == "same_order":
             found, verdict = same_order(ctx, c["data"]["first"], c["data"]["second"], c["name_a"], c["name_b"])
+        elif c["kind"] == "not_below":
+            a, b = ctx.stat(c["a"]), ctx.stat(c["b"])
+            found = measured(a, b, c["name_a"], c["name_b"], c.get("unit", ""))
+            verdict = {"yes": "no", "no": "yes", "inconclusive": "yes"}.get(compare(b, a)[0], MISSING)
         elif c["kind"] == "threshold":
             found, verdict = threshold(ctx.stat(c["a"]), c["name_a"], c["op"], c["bound"], c.get("unit", ""))
         else:

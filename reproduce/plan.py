@@ -45,6 +45,7 @@ class Cell:
     against: RunConfig | None = None
     reduce: str = "stat"          # "stat": mean ± std over runs; "first": the first run's value, as text
     args: dict = field(default_factory=dict)   # JSON-able arguments of a derived metric (e.g. tau)
+    minus: "Cell | None" = None   # paired difference: this cell's value minus `minus`'s, seed by seed
 
     def run_ids(self) -> list[str]:
         return list(dict.fromkeys(c.run_id for c in self.runs))
@@ -157,6 +158,8 @@ def runs_in(x):
         yield from x.runs
         if x.against is not None:
             yield x.against
+        if x.minus is not None:
+            yield from runs_in(x.minus)
     elif isinstance(x, Best):
         for _, c in x.options:
             yield from runs_in(c)

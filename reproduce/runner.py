@@ -101,7 +101,8 @@ def encode(x, numbers: dict, paper: str):
     if isinstance(x, Cell):
         return {"cell": {"runs": x.run_ids(), "metric": x.metric, "digits": x.digits, "reduce": x.reduce,
                          "against": x.against.run_id if x.against is not None else None,
-                         **({"args": _jsonable(x.args)} if x.args else {})}}
+                         **({"args": _jsonable(x.args)} if x.args else {}),
+                         **({"minus": encode(x.minus, numbers, paper)["cell"]} if x.minus is not None else {})}}
     if isinstance(x, PaperNumber):
         return {"paper": resolve_number(x, numbers, paper)}
     if isinstance(x, Best):
