@@ -195,6 +195,10 @@ def claims_table(ctx: Context, m: dict, module) -> Table:
             found, verdict = declared_best(ctx, c["a"], c["name_a"])
         elif c["kind"] == "same_order":
             found, verdict = same_order(ctx, c["data"]["first"], c["data"]["second"], c["name_a"], c["name_b"])
+        elif c["kind"] == "positive":            # a paired difference above 0 by 2 SE
+            a = ctx.stat(c["a"])
+            found = f"{c['name_a']} {a}{c.get('unit', '')} (paired over {a.n} seed(s))" if not a.missing else MISSING
+            verdict = compare(a, Stat(0.0, 0.0, a.n, a.n))[0]
         elif c["kind"] == "not_below":
             a, b = ctx.stat(c["a"]), ctx.stat(c["b"])
             found = measured(a, b, c["name_a"], c["name_b"], c.get("unit", ""))

@@ -114,8 +114,8 @@ MINI_PAIRS = (
     mini_pair("cnn1d_m100", "cnn1d_s100_thin", "13", "wide -> thin (same layout, half width)"),
     mini_pair("cnn1d_t100", "res1d_s100", "14", "cross family (plain CNN -> residual net)"),
 )
-SMOKE_PAIRS = (mini_pair("cnn1d_teacher", "cnn1d_student", "13", "smoke", "smoke"),
-               mini_pair("cnn1d_medium", "cnn1d_student", "14", "smoke", "smoke"))
+SMOKE_PAIRS = (mini_pair("cnn1d_teacher", "cnn1d_student", "13", "smoke: same family", "smoke"),
+               mini_pair("cnn1d_medium", "cnn1d_student", "14", "smoke: cross family", "smoke"))
 REFERENCE = {"13": "t13.resnet32x4->resnet8x4", "14": "t14.resnet32x4->ShuffleV1"}   # a mini pair's analogue
 STATS = (("last epoch", "final_test_top1"), ("mean of last 10", "last10_test_top1"),
          ("best epoch (selects on test)", "best_test_top1"))

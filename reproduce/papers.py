@@ -15,7 +15,7 @@ import time
 from reproduce.cli import Parser, main_guard
 from reproduce.runner import ALL, ANALYZE, DEMO, TEACHERS, Experiment, run
 
-PAPERS = ("kl_vs_mse", "many_class", "decoupled_kl", "logit_distortion")
+PAPERS = ("kl_vs_mse", "many_class", "decoupled_kl", "logit_distortion", "compare")
 
 
 def experiments() -> list[Experiment]:
