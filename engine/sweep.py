@@ -41,7 +41,7 @@ from pathlib import Path
 from common import UserError
 from engine.config import RunConfig
 from engine.rundir import RunDir
-from engine.trainer import GROUP_KEYS, TrainingDiverged
+from engine.trainer import GROUP_KEYS, TrainingDiverged, check_group
 
 def group_key(c: RunConfig) -> tuple:
     """Runs with equal keys can train as one group (engine.trainer.check_group's conditions)."""
@@ -127,6 +127,7 @@ def _precheck(groups: list, todo: list[int], data_root=None, download=False) -> 
     errors = {}
     for i in todo:
         try:
+            check_group(groups[i])
             for c in groups[i]:
                 if not RunDir(c).finished:
                     checker.check(c, planned)
