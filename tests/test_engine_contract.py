@@ -14,7 +14,7 @@ from hypothesis import given, strategies as st
 from common import UserError
 from data import build_dataset
 from data.noise import noisy_labels
-from engine import LabelNoise, RunDir, make_config, teacher_config, train, train_group, validate_configs
+from engine import LabelNoise, RunDir, make_config, teacher_config, train, validate_configs
 from engine.recipes import Recipe, lr_at
 from engine.trainer import Trainer, build_optimizer, epoch_generator
 from losses import LOSSES
