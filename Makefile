@@ -10,10 +10,10 @@ export PYTHONUNBUFFERED := 1
 
 # Paper scripts (reproduce/<name>.py): `make <paper>` runs everything, `make <paper>.<section>` one
 # section (see `make help`), `make <paper>.teachers` / `.analyze` the runner's own commands.
-PAPERS   := kl-vs-mse
+PAPERS   := kl-vs-mse many-class decoupled-kl logit-distortion compare
 RUN_ARGS  = $(if $(PROFILE),--profile $(PROFILE)) $(if $(SEEDS),--seeds $(SEEDS)) $(ARGS)
 
-.PHONY: setup test test-fast demo mini bench teachers clean-runs help $(PAPERS)
+.PHONY: setup test test-fast demo mini bench gpu-check teachers clean-runs help $(PAPERS)
 
 help:  ## list the targets (and, after make setup, every paper's sections)
 	@grep -E '^[a-zA-Z_.-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | awk -F'\t' '{printf "%-22s %s\n", $$1, $$2}'
@@ -45,7 +45,14 @@ teachers: setup  ## train every paper's teachers at PROFILE (default: each paper
 bench: setup  ## speed ratios measured in one run on this machine
 	$(PY) -m bench.run $(ARGS)
 
+gpu-check: setup  ## one unattended GPU check (<= 8 min on one GPU) -> results/bench/gpu.md, gpu_throughput.json
+	$(PY) -m bench.gpu_check $(ARGS)
+
 kl-vs-mse:  ## paper 1 (KL vs MSE): every experiment -> results/kl_vs_mse/<profile>/
+many-class:  ## the many-class mini setting (mini100): recipe search, acceptance, hierarchy -> results/many_class/
+decoupled-kl:  ## paper 2 (decoupled KL / IKL): every table -> results/decoupled_kl/<profile>/ (default mini100)
+logit-distortion:  ## paper 3 (TALD-KD): every table -> results/logit_distortion/<profile>/ (default mini100)
+compare:  ## every logit loss on the same pairs -> results/compare/<profile>/ (default mini100)
 
 define paper_rules
 $(1): setup
