@@ -25,7 +25,7 @@ from common import UserError
 from engine import RunConfig, RunDir, train_group
 from engine.config import _jsonable
 from engine.rundir import atomic_write_bytes, results_root
-from engine.sweep import run_parallel, schedule
+from engine.sweep import schedule
 from losses import loss_label
 from reproduce import costs
 from reproduce.cli import Parser, main_guard, threads_per_process
@@ -263,17 +263,21 @@ def _timing(group, seconds) -> dict:
             "teacher": c.teachers[0].split("-")[0] if c.teachers else "", "seconds": round(seconds, 1)}
 
 
-def train_missing(stages, *, jobs: int, quiet: bool, log=print, device: str = "auto", **train_kwargs) -> list[dict]:
-    """Train every unfinished group: in this process stage by stage (jobs 1), else over `jobs`
-    worker processes (engine.sweep.run_parallel), groups that teach first, then the longest.
-    Returns one timing row per trained group; raises UserError naming the groups that failed."""
+def train_missing(stages, *, jobs: int, quiet: bool, log=print, device: str = "auto", launcher: dict | None = None,
+                  **train_kwargs) -> list[dict]:
+    """Train every unfinished group: in this process stage by stage (jobs 1, local), over `jobs`
+    worker processes (engine.sweep.run_parallel), or as Slurm jobs (engine.launch, `launcher`
+    {"launcher": "slurm", ...}); groups that teach first, then the longest. Returns one timing row
+    per trained group; raises UserError naming the groups that failed."""
     groups = [g for stage in stages for g in stage if not all(RunDir(c).finished for c in g)]
     if not groups:
         return []
     todo = sum(1 for g in groups for c in g if not RunDir(c).finished)
-    log(f"training {todo} run(s) in {len(groups)} group(s), {jobs} process(es)")
+    launcher = dict(launcher or {"launcher": "local"})
+    where = f"{jobs} process(es)" if launcher["launcher"] == "local" else "Slurm jobs"
+    log(f"training {todo} run(s) in {len(groups)} group(s), {where}")
     kwargs = dict(train_kwargs, quiet=quiet, log_every=50)
-    if jobs <= 1:
+    if jobs <= 1 and launcher["launcher"] == "local":
         timings = []
         for g in groups:        # stage order: teachers come first
             t0 = time.time()
@@ -281,10 +285,11 @@ def train_missing(stages, *, jobs: int, quiet: bool, log=print, device: str = "a
             timings.append(_timing(g, time.time() - t0))
             log(f"  done {_describe_group(g)} in {time.time() - t0:.0f} s")
         return timings
+    from engine.launch import launch
+
     teaching = {t for g in groups for c in g for t in c.teachers}
-    results = run_parallel(groups, jobs, device=device, threads=threads_per_process(), log=log,
-                           priority=lambda g: (not any(c.run_id in teaching for c in g), -costs.group_cost_s(g)),
-                           **kwargs)
+    results = launch(groups, **launcher, jobs=jobs, device=device, threads=threads_per_process(), log=log,
+                     priority=lambda g: (not any(c.run_id in teaching for c in g), -costs.group_cost_s(g)), **kwargs)
     bad = [(g, r) for g, r in zip(groups, results) if r["status"] in ("failed", "blocked")]
     if bad:
         first = next((r for _, r in bad if r["status"] == "failed"), bad[0][1])
@@ -311,22 +316,33 @@ def out_dir(plan: Plan) -> Path:
 
 def run(experiment: Experiment, command: str, *, profile: str | None = None, seeds=None, device: str = "auto",
         data_root=None, download: bool = False, quiet: bool = False, dry: bool = False, jobs: int | None = None,
-        out: Path | None = None, log=print) -> list[Path]:
-    """Train what `command` needs (unless dry or analyze) and render its outputs; returns the files written."""
+        out: Path | None = None, launcher: dict | None = None, status: bool = False, log=print) -> list[Path]:
+    """Train what `command` needs (unless dry or analyze) and render its outputs; returns the files written.
+    `status`: list the command's groups as queued / running / done / failed (from the run store) instead."""
     plan = experiment.plan(profile, seeds)
     if command not in (TEACHERS, ANALYZE, ALL) and command not in [s.name for s in plan.sections]:
-        raise UserError(f"{experiment.name} has no command '{command}'")
+        raise UserError(f"{experiment.name} has no command '{command}' at profile {plan.profile.name}")
     configs = plan_configs(plan, command)
     stages = schedule(configs)
     if dry:
         dry_run(plan, stages, log)
         return []
+    if status:
+        from engine.launch import format_status, status as group_status
+
+        log(format_status(group_status([g for stage in stages for g in stage])))
+        return []
     out = Path(out) if out is not None else out_dir(plan)
     if command != ANALYZE:
+        todo = [c for c in configs if not RunDir(c).finished]
+        if todo and (launcher or {}).get("precheck", True):
+            from engine.validate import validate_configs
+
+            validate_configs(todo, data_root, download)      # every bad input before anything is trained
         jobs = jobs or default_jobs(plan.profile, device)
         t0 = time.time()
         timings = train_missing(stages, jobs=jobs, quiet=quiet, log=log, device=device, data_root=data_root,
-                                download=download)
+                                download=download, launcher=launcher)
         if timings:
             log(f"trained {sum(t['runs'] for t in timings)} run(s) in {time.time() - t0:.0f} s wall")
             write_timings(out, timings, time.time() - t0, jobs)
@@ -355,6 +371,11 @@ def build_parser(experiment: Experiment, module_doc: str) -> Parser:
     p.add_argument("--jobs", type=int, help="training processes (default: one per core for a CPU profile, else 1)")
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     p.add_argument("--dry-run", action="store_true", help="list every run with its estimated cost; train nothing")
+    p.add_argument("--status", action="store_true",
+                   help="list the command's groups as queued / running / done / failed, from the run store alone")
+    from engine.launch import add_launcher_args
+
+    add_launcher_args(p)
     return p
 
 
@@ -365,13 +386,16 @@ def paper_main(experiment: Experiment, module_doc: str = ""):
         args = build_parser(experiment, module_doc).parse_args(argv)
         if args.jobs is not None and args.jobs < 1:
             raise UserError(f"--jobs must be >= 1, got {args.jobs}")
+        from engine.launch import launcher_options
+
+        launcher = launcher_options(args)
         start = time.time()
         written = run(experiment, args.command, profile=args.profile, seeds=args.seeds, device=args.device,
                       data_root=args.data_root, quiet=args.quiet, dry=args.dry_run, jobs=args.jobs,
-                      download=args.download)
+                      download=args.download, launcher=launcher, status=args.status)
         for path in written:
             print(f"wrote {path}")
-        if not args.dry_run:
+        if not (args.dry_run or args.status):
             print(f"{args.command} ({args.profile}) finished in {time.time() - start:.0f} s")
         return written
 

@@ -183,3 +183,16 @@ def test_tables_are_data_not_code():
                     assert set(r) <= set(t.columns), (name, t.name)
                     assert all(isinstance(v, (Cell, PaperNumber, str)) for v in r.values()), (name, t.name)
             assert all(hasattr(c, "run_id") for c in runs_in([s.tables, s.figures]))
+
+
+@pytest.mark.slow
+def test_a_paper_script_runs_through_the_slurm_launcher_rehearsal(results, capsys):
+    """`--launcher slurm --executor local`: submitit's local executor, the same code path as a cluster."""
+    from reproduce.kl_vs_mse import main
+
+    written = main(["sequential", "--profile", "smoke", "--quiet", "--launcher", "slurm", "--executor", "local"])
+    assert any(p.name == "sequential.md" for p in written)
+    out = capsys.readouterr().out
+    assert "Slurm jobs" in out
+    main(["sequential", "--profile", "smoke", "--status"])
+    assert "5 done" in capsys.readouterr().out
