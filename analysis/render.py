@@ -218,6 +218,29 @@ def claims_table(ctx: Context, m: dict, module) -> Table:
     return t
 
 
+VERDICTS = (("yes", "Held (difference beyond 2 SE in the paper's direction)"),
+            ("no", "Contradicted (beyond 2 SE the other way)"),
+            ("inconclusive", "Inconclusive (within 2 SE, or one run a side)"),
+            ("missing", "Not measured yet (runs missing)"), ("not run", "Not run at this profile"))
+
+
+def write_reading(table: Table, m: dict, out: Path) -> Path:
+    """reading.md: the claims grouped by verdict, generated from the claims table (so prose that
+    quotes it never goes stale)."""
+    lines = [f"# What the {m['profile']} runs say ({m['paper']}; generated from claims.md)", "",
+             f"{len(m['seeds'])} seed(s) per cell: {', '.join(map(str, m['seeds']))}. Rule: {RULE}.", ""]
+    for verdict, heading in VERDICTS:
+        rows = [r for r in table.rows if r["agrees?"] == verdict]
+        if rows:
+            lines += [f"## {heading}", ""]
+            lines += [f"- **{r['claim']}** — ours: {r['we measured']}; paper: {r['paper says']} (claim {r['#']})"
+                      for r in rows]
+            lines.append("")
+    path = out / "reading.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
 # --- everything --------------------------------------------------------------------------
 def render(out: Path, names: list[str] | None = None) -> list[Path]:
     """Render the manifests `names` (default: all) of out/manifest/; returns the files written."""
@@ -238,6 +261,7 @@ def render(out: Path, names: list[str] | None = None) -> list[Path]:
             continue
         if m["type"] == "claims":
             table = claims_table(ctx, m, module)
+            written.append(write_reading(table, m, out))
         elif m["kind"] == "cells":
             table = cells_table(ctx, m)
         else:

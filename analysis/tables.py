@@ -3,7 +3,7 @@
 A table cell that holds our measurement is a `Stat` over the runs of one row (one run id
 per seed). Runs that are absent or unfinished do not count; a cell without any finished
 run prints `missing` (and an empty mean with n = 0 in the CSV), never 0. A paper value is
-a `Paper` (number, `[unverified]` where /work/shared/papers.md says so) or absent (`–`,
+a `Paper` (number, `[unverified]` where reproduce/numbers/<paper>.csv says so) or absent (`–`,
 not reported).
 
     stat = seed_stat(df, run_ids, "final_test_top1")
