@@ -69,7 +69,7 @@ class ManyClass:
         s = self.seeds[0]
         teachers = {lr: self.val.teacher(self.teacher_model, overrides=self._over(lr=lr)) for lr in LRS}
         long_teacher = self.val.teacher(self.teacher_model, overrides=self._over(lr=TEACHER_LR, epochs=80))
-        rows = [{"model": f"teacher {self.teacher_model}", "lr": f"{lr:g}", "epochs": c.recipe["epochs"],
+        rows = [{"model": f"teacher {self.teacher_model}", "lr": f"{lr:g}", "epochs": str(c.recipe["epochs"]),
                  "validation top-1 %": cell([c]), "gain over the last fifth": cell([c], "last_fifth_gain")}
                 for lr, c in [*teachers.items(), (TEACHER_LR, long_teacher)]]
         grid = {}
@@ -77,7 +77,7 @@ class ManyClass:
             for lr in LRS:
                 c = self.val.student(model, "ce", s, overrides=self._over(lr=lr))
                 grid[(model, lr)] = c
-                rows.append({"model": f"{model} (CE)", "lr": f"{lr:g}", "epochs": c.recipe["epochs"],
+                rows.append({"model": f"{model} (CE)", "lr": f"{lr:g}", "epochs": str(c.recipe["epochs"]),
                              "validation top-1 %": cell([c]), "gain over the last fifth": cell([c], "last_fifth_gain")})
         lr_table = Table("search_lr", "Learning rates on the validation split (1000 training signals held out; seed 0). "
                          + self.caption(), ("model", "lr", "epochs", "validation top-1 %", "gain over the last fifth"),
