@@ -28,8 +28,8 @@ MINI_SIZES = {
 }
 # Models for the 100-class mnist1d_hier (models/mini100.py) at 100 classes on (B, 1, 40).
 MINI100_SIZES = {
-    "cnn1d_t100": (100_004, 128), "cnn1d_m100": (8_948, 32), "cnn1d_s100_shallow": (5_012, 32),
-    "cnn1d_s100_thin": (3_180, 16), "res1d_s100": (10_612, 32),
+    "cnn1d_t100": (100_004, 128), "cnn1d_m100": (17_404, 48), "cnn1d_s100_shallow": (12_996, 64),
+    "cnn1d_s100_thin": (5_728, 24), "cnn1d_s100_wide": (38_180, 128), "res1d_s100": (10_612, 32),
 }
 MINI_1D = {"cnn1d_teacher", "cnn1d_student", "cnn1d_medium", "mlp1d"}
 MINI_2D = {"cnn2d_teacher", "cnn2d_student"}
