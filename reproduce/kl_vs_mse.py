@@ -24,7 +24,9 @@ Profiles: `paper` (CIFAR-100, WRN-28-4 -> WRN-16-2, middle WRN-16-4, extra stude
 WRN-28-2, the official recipe: 200 epochs, SGD nesterov 0.1, x0.1 at 100/150, batch 128, seed
 9999, full alpha grid; a GPU with CIFAR-100, `--dry-run` works without it); `mini` (default:
 mnist1d with 1000 training signals, 88.8k-param CNN -> 6.5k-param CNN, middle 22.9k, seeds 0 1 2,
-alpha = 1 only, label-noise students at tau in {0.5, 3, 20}); `smoke` (tests). Every student of
+alpha = 1 only, label-noise students at tau in {0.5, 3, 20}); `mini100` (the many-class data:
+100 classes in 20 coarse x 5 fine, teacher cnn1d_t100 -> student cnn1d_s100_shallow with 64 pooled
+features, middle cnn1d_m100 with a capacity gap, the same cuts as mini); `smoke` (tests). Every student of
 seed s distils from the teacher of the profile's first seed. Outputs: results/kl_vs_mse/<profile>/;
 the committed mini outputs and their reading: results/kl_vs_mse/README.md.
 
@@ -40,7 +42,7 @@ from engine import LabelNoise
 from losses import loss_label
 from reproduce.plan import (CLEAN, INF, NOT_REPORTED, Best, Claim, Figure, PaperNumber as P, Plan, Runs, Section,
                             Table, cell, fmt_tau, kl_hparams)
-from reproduce.profiles import MINI, SMOKE, Profile
+from reproduce.profiles import MINI, MINI100, SMOKE, Profile
 from reproduce.runner import Experiment, paper_main
 
 NAME = "kl_vs_mse"
@@ -80,6 +82,11 @@ GRIDS = {
                  note="mini: alpha = 1 only (the paper's main setting; its alpha grid 0.1/0.5/0.9 is run at "
                       "paper scale only); no extra student models; label noise with KL tau in {0.5, 3, 20} "
                       "(tau = 1 cut for time)."),
+    "mini100": Grid("cnn1d_t100", "cnn1d_s100_shallow", "cnn1d_m100", taus=TAUS, alphas=(1.0,),
+                    feature_taus=(1.0, 20.0, INF), noise=NOISE_ASSUMPTION, noise_taus=(0.5, 3.0, 20.0),
+                    note="mini100 (100 classes, 20 coarse x 5 fine): alpha = 1 only; no extra student models; label "
+                         "noise with KL tau in {0.5, 3, 20}; students with 64 pooled features, a middle with a real "
+                         "capacity gap (reproduce/many_class.py)."),
     "smoke": Grid(**MINI_MODELS, taus=(0.5, 1.0, 20.0, INF), alphas=(1.0, 0.5), feature_taus=(1.0, 20.0, INF),
                   noise=(("symmetric", 0.4), ("asymmetric", 0.4)), noise_taus=(0.5, 20.0),
                   extra_students=("cnn1d_medium",), extra_taus=(3.0,), note="smoke: tests only."),
@@ -468,8 +475,8 @@ def declare(profile: Profile, seeds: tuple) -> Plan:
 
 
 EXPERIMENT = Experiment(NAME, "Paper 1: KL vs MSE (Kim et al., IJCAI 2021)", declare,
-                        profiles={"paper": PAPER_PROFILE, "mini": MINI, "smoke": SMOKE},
-                        default_profile="mini", mini_profiles=("mini",), demo_section="demo")
+                        profiles={"paper": PAPER_PROFILE, "mini": MINI, "mini100": MINI100, "smoke": SMOKE},
+                        default_profile="mini", mini_profiles=("mini", "mini100"), demo_section="demo")
 main = paper_main(EXPERIMENT, __doc__)
 
 if __name__ == "__main__":
