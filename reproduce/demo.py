@@ -1,10 +1,12 @@
-"""`make demo`: the headline mini table and figure of each paper, on 2 CPU cores.
+"""`make demo`: the headline mini table and figure of each paper and the comparison, on 2 CPU cores.
 
-For every paper of reproduce/papers.py that declares a demo section: its runs at one seed (0) on
-the paper's default profile, trained into the one run store (so runs that `make mini` or
-another paper already trained are reused, and the demo resumes where it stopped), then its
-headline table (printed) and figure, under results/demo/<paper>/. One seed, so differences
-of a few tenths are noise here; the committed 3-seed results are under results/<paper>/<profile>/.
+Every experiment of reproduce/papers.py that declares a demo section contributes its runs at one
+seed (0) on its default profile; all of them are scheduled together (teachers first, groups
+spread over one worker per core) and trained into the one run store, so runs that `make mini`
+or another paper already trained are reused and an interrupted demo resumes where it stopped.
+Then each headline table is printed and its figure written under results/demo/<paper>/. One
+seed, so differences of a few tenths are noise here; the committed 3-seed results are under
+results/<paper>/<profile>/.
 """
 import time
 from pathlib import Path
@@ -12,7 +14,7 @@ from pathlib import Path
 from engine.rundir import results_root
 from reproduce.cli import Parser, main_guard
 from reproduce.papers import experiments
-from reproduce.runner import run
+from reproduce.runner import DEMO, prepare, render_command, train
 
 
 @main_guard
@@ -23,21 +25,22 @@ def main(argv=None):
     ap.add_argument("--jobs", type=int, help="training processes (default: one per core)")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
+    log = (lambda *a, **k: None) if args.quiet else print
     start = time.time()
+    plans = [prepare(e, DEMO, args.profile, (args.seed,)) for e in experiments() if e.demo_section is not None]
+    configs = list({c.run_id: c for _, cs in plans for c in cs}.values())
+    train(configs, profile=plans[0][0].profile, jobs=args.jobs, quiet=args.quiet, log=log)
+    trained = time.time() - start
     written = []
-    for e in experiments():
-        if e.demo_section is None:
-            continue
-        t0 = time.time()
-        out = results_root() / "demo" / e.name
-        paths = run(e, e.demo_section, profile=args.profile, seeds=(args.seed,), out=out, quiet=args.quiet,
-                    jobs=args.jobs, log=(lambda *a, **k: None) if args.quiet else print)
+    for plan, _ in plans:
+        paths = render_command(plan, DEMO, results_root() / "demo" / plan.paper)
         for path in paths:
             if path.suffix == ".md":
                 print("\n" + path.read_text())
-        print(f"{e.name}: demo in {time.time() - t0:.0f} s; wrote " + ", ".join(str(p) for p in paths), flush=True)
+        print(f"{plan.paper}: wrote " + ", ".join(str(p) for p in paths), flush=True)
         written += paths
-    print(f"demo finished in {time.time() - start:.0f} s; outputs in {Path(results_root() / 'demo')}")
+    print(f"demo finished in {time.time() - start:.0f} s ({trained:.0f} s to train); outputs in "
+          f"{Path(results_root() / 'demo')}")
     return written
 
 

@@ -314,45 +314,61 @@ def out_dir(plan: Plan) -> Path:
     return results_root() / plan.paper / plan.profile.name
 
 
-def run(experiment: Experiment, command: str, *, profile: str | None = None, seeds=None, device: str = "auto",
-        data_root=None, download: bool = False, quiet: bool = False, dry: bool = False, jobs: int | None = None,
-        out: Path | None = None, launcher: dict | None = None, status: bool = False, log=print) -> list[Path]:
-    """Train what `command` needs (unless dry or analyze) and render its outputs; returns the files written.
-    `status`: list the command's groups as queued / running / done / failed (from the run store) instead."""
+def prepare(experiment: Experiment, command: str, profile: str | None = None, seeds=None) -> tuple[Plan, list]:
+    """The plan and the runs one command needs (a UserError for a command the profile lacks)."""
     plan = experiment.plan(profile, seeds)
     if command not in (TEACHERS, ANALYZE, ALL) and command not in [s.name for s in plan.sections]:
         raise UserError(f"{experiment.name} has no command '{command}' at profile {plan.profile.name}")
-    configs = plan_configs(plan, command)
-    stages = schedule(configs)
-    if dry:
-        dry_run(plan, stages, log)
-        return []
-    if status:
-        from engine.launch import format_status, status as group_status
+    return plan, plan_configs(plan, command)
 
-        log(format_status(group_status([g for stage in stages for g in stage])))
-        return []
-    out = Path(out) if out is not None else out_dir(plan)
-    if command != ANALYZE:
-        todo = [c for c in configs if not RunDir(c).finished]
-        if todo and (launcher or {}).get("precheck", True):
-            from engine.validate import validate_configs
 
-            validate_configs(todo, data_root, download)      # every bad input before anything is trained
-        jobs = jobs or default_jobs(plan.profile, device)
-        t0 = time.time()
-        timings = train_missing(stages, jobs=jobs, quiet=quiet, log=log, device=device, data_root=data_root,
-                                download=download, launcher=launcher)
-        if timings:
-            log(f"trained {sum(t['runs'] for t in timings)} run(s) in {time.time() - t0:.0f} s wall")
-            write_timings(out, timings, time.time() - t0, jobs)
-    if command == TEACHERS:
-        return []
+def train(configs: list[RunConfig], *, profile: Profile, jobs: int | None = None, device: str = "auto",
+          data_root=None, download: bool = False, quiet: bool = False, launcher: dict | None = None,
+          timings_dir: Path | None = None, log=print) -> None:
+    """Validate every unfinished config, then train them (teachers first), logging timings."""
+    todo = [c for c in configs if not RunDir(c).finished]
+    if todo and (launcher or {}).get("precheck", True):
+        from engine.validate import validate_configs
+
+        validate_configs(todo, data_root, download)      # every bad input before anything is trained
+    jobs = jobs or default_jobs(profile, device)
+    t0 = time.time()
+    timings = train_missing(schedule(configs), jobs=jobs, quiet=quiet, log=log, device=device, data_root=data_root,
+                            download=download, launcher=launcher)
+    if timings:
+        log(f"trained {sum(t['runs'] for t in timings)} run(s) in {time.time() - t0:.0f} s wall")
+        if timings_dir is not None:
+            write_timings(timings_dir, timings, time.time() - t0, jobs)
+
+
+def render_command(plan: Plan, command: str, out: Path) -> list[Path]:
+    """Write the manifests of a command's sections (and the claims) and render them."""
     from analysis.render import render
 
     index = {c.run_id: c for s in plan.sections for c in configs_of(s)}
     names = write_manifests(plan, selected(plan, command), out, index, claims=command != DEMO)
     return render(out, names)
+
+
+def run(experiment: Experiment, command: str, *, profile: str | None = None, seeds=None, device: str = "auto",
+        data_root=None, download: bool = False, quiet: bool = False, dry: bool = False, jobs: int | None = None,
+        out: Path | None = None, launcher: dict | None = None, status: bool = False, log=print) -> list[Path]:
+    """Train what `command` needs (unless dry or analyze) and render its outputs; returns the files written.
+    `status`: list the command's groups as queued / running / done / failed (from the run store) instead."""
+    plan, configs = prepare(experiment, command, profile, seeds)
+    if dry:
+        dry_run(plan, schedule(configs), log)
+        return []
+    if status:
+        from engine.launch import format_status, status as group_status
+
+        log(format_status(group_status([g for stage in schedule(configs) for g in stage])))
+        return []
+    out = Path(out) if out is not None else out_dir(plan)
+    if command != ANALYZE:
+        train(configs, profile=plan.profile, jobs=jobs, device=device, data_root=data_root, download=download,
+              quiet=quiet, launcher=launcher, timings_dir=out, log=log)
+    return [] if command == TEACHERS else render_command(plan, command, out)
 
 
 # --- command line ------------------------------------------------------------------------

@@ -11,7 +11,7 @@ def test_demo_writes_each_papers_headline(results, capsys):
             continue
         folder = results / "demo" / e.name
         assert any(folder.glob("*.md")) and any(folder.glob("*.png")), e.name
-        assert f"{e.name}: demo in" in out
+        assert f"{e.name}: wrote" in out
     table = (results / "demo" / "kl_vs_mse" / "headline.md").read_text()
     for label in ("CE", "KD: KL tau=4 alpha=0.9", "KL tau=20", "LMSE", "teacher"):
         assert label in table

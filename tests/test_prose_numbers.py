@@ -1,0 +1,49 @@
+"""Numbers in prose must come from the committed tables: every 'mean ± std' quoted in the README
+and the results READMEs is a (mean, std) pair of some committed table's CSV, at the quoted
+precision; every generated reading.md agrees with its claims.csv."""
+import csv
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PROSE = [ROOT / "README.md", *sorted((ROOT / "results").glob("*/README.md"))]
+PAIR = re.compile(r"(?<![\d.])(-?\d+\.(\d+)) ± (\d+\.\d+)")
+
+
+def committed_pairs() -> set[tuple[str, str]]:
+    """Every (mean, std) of every committed table, formatted at 1, 2 and 3 decimals."""
+    out = set()
+    for path in (ROOT / "results").rglob("*.csv"):
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        for row in rows:
+            for key, mean in row.items():
+                if not (key and key.endswith("_mean")) or not mean:
+                    continue
+                std = row.get(key[: -len("_mean")] + "_std", "")
+                if not std:
+                    continue
+                for d in (1, 2, 3):
+                    out.add((f"{float(mean):.{d}f}", f"{float(std):.{d}f}"))
+    return out
+
+
+@pytest.mark.parametrize("path", PROSE, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_quoted_mean_and_std_is_in_a_committed_table(path):
+    known = committed_pairs()
+    text = path.read_text()
+    quoted = [(m.group(1), m.group(3)) for m in PAIR.finditer(text)]
+    missing = [f"{a} ± {b}" for a, b in quoted if (a, b) not in known]
+    assert not missing, f"{path.name} quotes numbers no committed table holds: {missing}"
+
+
+@pytest.mark.parametrize("reading", sorted((ROOT / "results").rglob("reading.md")),
+                         ids=lambda p: str(p.relative_to(ROOT)))
+def test_generated_readings_match_their_claims(reading):
+    with open(reading.parent / "claims.csv", newline="") as f:
+        claims = list(csv.DictReader(f))
+    text = reading.read_text()
+    for c in claims:
+        assert c["claim"] in text and c["we measured"] in text, c["#"]
