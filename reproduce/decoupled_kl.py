@@ -174,8 +174,8 @@ class Paper2:
         return f"Ours: {self.p.dataset} ({self.p.note})."
 
     # --- Tables 13 / 14 / 4 ---------------------------------------------------------------
-    def pair_table(self, table: str, name: str, title: str) -> Section:
-        pairs = [p for p in self.pairs if p.table == table]
+    def pair_table(self, table: str, name: str, title: str, pairs=None, section: str | None = None) -> Section:
+        pairs = pairs or [p for p in self.pairs if p.table == table]
         paper_cols = {"13": ("teacher", "student", "kd", "dkd", "ikl"), "14": ("student", "kd", "dkd", "ikl"),
                       "4": ("kd", "dkd", "ikl")}[table]
         keys = {"teacher": "teacher", "student (CE)": "student", "KD": "kd", "DKD": "dkd", "IKL-KD (GI off)": "ikl"}
@@ -207,7 +207,7 @@ class Paper2:
                   statistic="last epoch, mean of the last 10 epochs and best epoch, as labelled")
         fig = Figure(name, "pair_bars", {"pairs": figure_rows, "methods": list(METHODS), "table": table})
         runs = tuple(self.teacher(p) for p in pairs)
-        return Section(name.replace("_", "-"), (t,), (fig,) if pairs else (), runs=runs)
+        return Section(section or name.replace("_", "-"), (t,), (fig,) if pairs else (), runs=runs)
 
     def imagenet(self) -> Section:
         if self.paper:
@@ -342,6 +342,9 @@ class Paper2:
                     self.imagenet(), self.global_weights()]
         if not self.paper:
             sections.append(self.search())
+        first = self.pairs[0]
+        sections.append(self.pair_table(first.table, "headline", f"Paper 2 Table {first.table} headline: one pair.",
+                                        pairs=[first], section="demo"))
         return Plan(NAME, self.p, self.seeds, tuple(sections), tuple(self.claims()),
                     claims_title=f"Paper 2's claims and what the runs of this profile say. {self.caption()}",
                     claims_note="Statistic: last epoch. Paper numbers are CIFAR-100/ImageNet (best epoch); ours the "
@@ -355,7 +358,7 @@ def declare(profile: Profile, seeds: tuple) -> Plan:
 
 EXPERIMENT = Experiment(NAME, "Paper 2: Decoupled KL / Improved KL (Cui et al., NeurIPS 2024)", declare,
                         profiles={"paper": PAPER_PROFILE, "mini100": MINI100, "smoke": SMOKE},
-                        default_profile="mini100", mini_profiles=("mini100",), demo_section=None)
+                        default_profile="mini100", mini_profiles=("mini100",), demo_section="demo")
 main = paper_main(EXPERIMENT, __doc__)
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ from pathlib import Path
 from engine.rundir import results_root
 from reproduce.cli import Parser, main_guard
 from reproduce.papers import experiments
-from reproduce.runner import DEMO, prepare, render_command, train
+from engine.sweep import schedule
+from reproduce.runner import DEMO, dry_run, prepare, render_command, train
 
 
 @main_guard
@@ -24,11 +25,17 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--jobs", type=int, help="training processes (default: one per core)")
     ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--dry-run", action="store_true", help="list the demo's runs and their estimated cost; train nothing")
     args = ap.parse_args(argv)
     log = (lambda *a, **k: None) if args.quiet else print
     start = time.time()
     plans = [prepare(e, DEMO, args.profile, (args.seed,)) for e in experiments() if e.demo_section is not None]
     configs = list({c.run_id: c for _, cs in plans for c in cs}.values())
+    if args.dry_run:
+        for plan, cs in plans:
+            dry_run(plan, schedule(cs))
+        print(f"# the demo trains {len({c.run_id for c in configs})} distinct runs (shared ones once)")
+        return []
     train(configs, profile=plans[0][0].profile, jobs=args.jobs, quiet=args.quiet, log=log)
     trained = time.time() - start
     written = []

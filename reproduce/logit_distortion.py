@@ -287,9 +287,22 @@ class Paper3:
                      cell(self._robust["clean"][f"TALD {DEFAULT_SCALE:g}"], "ece", 2), "KD ECE", "TALD ECE")]
         return out
 
+    def demo(self) -> Section:
+        """The headline: student accuracy against the noise scale on KL, and the CE student."""
+        points = [{"scale": sc, "acc": cell(self.per_seed(noise=self.gaussian(sc)))} for sc in (0.0, 0.25, 0.5, 1.0)]
+        rows = [{"setting": "scale (Gaussian, constant, lambda 1)", "base": "KL tau=4", "value": f"{p['scale']:g}",
+                 "test top-1 %": p["acc"]} for p in points]
+        ce = self.ce()
+        rows.append({"setting": "no teacher", "base": "CE", "value": "", "test top-1 %": cell(ce)})
+        table = self.table("headline", "Paper 3 headline: student test top-1 % against the teacher-logit noise.",
+                           ("setting", "base", "value", "test top-1 %"), rows)
+        figure = Figure("headline", "noise_sweep", {"series": {"KL tau=4": points}, "ce": cell(ce),
+                                                   "teacher": cell([self.teacher()]), "dataset": self.p.dataset})
+        return Section("demo", (table,), (figure,), runs=(self.teacher(),))
+
     def plan(self) -> Plan:
         sections = (self.noise_sweep(), self.ensemble_section(), self.dark_knowledge(), self.robustness(),
-                    self.paper_scale())
+                    self.paper_scale(), self.demo())
         return Plan(NAME, self.p, self.seeds, sections, tuple(self.claims()),
                     claims_title=f"Paper 3's questions and what the runs of this profile say. {self.caption()}",
                     claims_note=ASSUMPTION + " Paper 3 reports no number we could verify.", statistic="last epoch")
@@ -301,7 +314,7 @@ def declare(profile: Profile, seeds: tuple) -> Plan:
 
 EXPERIMENT = Experiment(NAME, "Paper 3: TALD-KD, logit distortion (IPM 2025)", declare,
                         profiles={"paper": PAPER_PROFILE, "mini100": MINI100, "smoke": SMOKE},
-                        default_profile="mini100", mini_profiles=("mini100",))
+                        default_profile="mini100", mini_profiles=("mini100",), demo_section="demo")
 main = paper_main(EXPERIMENT, __doc__)
 
 if __name__ == "__main__":
