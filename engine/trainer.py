@@ -18,6 +18,7 @@ its slice of every global batch, rank 0 alone writes the run directories.
 """
 import dataclasses
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from data import build_dataset
 from data.noise import load_or_make_noisy_labels
 from engine import distributed
 from engine.config import RunConfig
+from engine.fastops import accelerate
 from engine.evaluate import Predictions, agreement_metrics, classification_metrics, predict
 from engine.recipes import evaluates, kd_ramp, lr_at
 from engine.rundir import RunDir, atomic_torch_save, hold, results_root
@@ -176,6 +178,7 @@ class Trainer:
         self.teacher_test = self._teacher_test_logits()
         self.stack = stack
         self.stacked = None
+        self.fast_ops = os.environ.get("LOGIT_KD_FASTOPS", "1") != "0"    # A/B switch for benchmarks
         # GPU path (CUDA only; the CPU keeps fp32): bf16 autocast for the forward passes (the
         # losses upcast to fp32 and run with autocast off), channels_last for image models,
         # optional torch.compile of each student's forward. Not part of the run id: the
@@ -232,6 +235,8 @@ class Trainer:
             member.loss_fn.to(self.device)
         if self.channels_last:
             model.to(memory_format=torch.channels_last)
+        if self.device.type == "cpu" and self.fast_ops:
+            accelerate(model)        # exact faster pooling kernels (engine/fastops.py): same bits
         member.forward = torch.compile(model, mode=self.compile_mode) if self.compile else model   # state_dict stays model's
         if self.dist.is_main:                  # everything built: only now the directory is written
             rundir.create(str(self.device), force=self.force)   # (the other ranks only read, after rank 0)
