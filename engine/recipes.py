@@ -30,6 +30,9 @@ class Recipe:
     kd_weight: float = 1.0           # weight of the distillation loss
     eval_every: int = 1              # test-set evaluation every N epochs; the first and the last 10
                                      # epochs are always evaluated (summary: last, last-10 mean, best)
+    stack: bool = False              # train with same-architecture group mates as one vmapped model
+                                     # (engine/stacked.py): faster, equal to a separate run only up to
+                                     # float32 rounding, so it is part of the run id (when True)
     source: str = ""                 # where these numbers come from
 
     def replace(self, **overrides) -> "Recipe":
@@ -44,7 +47,10 @@ class Recipe:
         return validate(dataclasses.replace(self, **overrides))
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        if not d["stack"]:
+            del d["stack"]           # the default stays out of configs: run ids from before the field hold
+        return d
 
 
 _INTS = ("epochs", "batch_size", "warmup_epochs", "eval_every")
@@ -71,6 +77,8 @@ def validate(r: Recipe) -> Recipe:
         raise UserError(f"schedule must be multistep, cosine or constant, got '{r.schedule}'")
     if not all(_is_int(m) and m >= 1 for m in r.milestones):
         raise UserError(f"milestones must be epochs >= 1, got {list(r.milestones)}")
+    if not isinstance(r.stack, bool):
+        raise UserError(f"stack must be true or false, got {r.stack!r}")
     if r.eval_every < 1:
         raise UserError(f"eval_every must be >= 1, got {r.eval_every}")
     for name in ("weight_decay", "ce_weight", "kd_weight", "warmup_epochs", "momentum"):

@@ -8,29 +8,64 @@ students share nothing, so d(sum)/d(theta_i) = d(loss_i)/d(theta_i)); one optimi
 stacked tensors. SGD and Adam are elementwise, so stepping the stack equals stepping each
 student alone.
 
-Each member's `nn.Module` keeps working: its parameters are re-pointed at slices of the
-stacked storage (`p.data = stack[i]`), so evaluation, checkpoints and the final weights read
-the current values. The member optimizers hold the state only at checkpoints
-(`export_state`), in the ordinary per-model format, so a stacked run resumes alone and a
-single run resumes stacked.
+BatchNorm: the buffers (running mean and variance, num_batches_tracked) are stacked too and
+passed to `functional_call` batched, so each student normalises with its own batch statistics
+and torch's batch-norm batching rule updates each student's running statistics in place, as
+nn.BatchNorm would (momentum, unbiased variance of the batch for the running variance,
+num_batches_tracked + 1). Needs a fixed momentum (momentum=None, the cumulative average, reads
+num_batches_tracked as a Python number per student) and track_running_stats.
+
+Each member's `nn.Module` keeps working: its parameters and buffers are re-pointed at slices of
+the stacked storage (`t.data = stack[i]`), so evaluation (in eval mode, each member with its own
+running statistics), checkpoints and the final weights read the current values. The member
+optimizers hold the state only at checkpoints (`export_state`), in the ordinary per-model format,
+so a stacked run resumes alone and a single run resumes stacked.
+
+Groups of several architectures: `plan_stacks` partitions the members by architecture and
+optimizer settings; every part of two or more members that can stack becomes one
+`StackedStudents`, the others train in the plain loop beside them (`Stacks`).
 
 Exactness: vmap reorders no sum within one student, but the batched kernels (grouped
 convolution, bmm) may block their sums differently from the per-model kernels, so stacked
 and separate runs agree to float32 rounding (tested with a tolerance), not bit for bit.
-Stacking applies only to models without buffers (no BatchNorm running statistics) and without
-dropout, with the same optimizer settings for every member; other groups use the plain loop.
+Not stackable: dropout, buffers other than BatchNorm statistics, different optimizer settings.
 """
 from __future__ import annotations
+
+import json
 
 import torch
 from torch.func import functional_call, vmap
 
 OPTIMIZER_KEYS = ("optimizer", "lr", "momentum", "nesterov", "weight_decay", "wd_exempt_bn_bias",
                   "schedule", "milestones", "gamma", "epochs", "batch_size")
+BN_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
+
+
+def model_reason(model: torch.nn.Module) -> str | None:
+    """None when this architecture can train stacked, else why not."""
+    if any(isinstance(mod, torch.nn.modules.dropout._DropoutNd) for mod in model.modules()):
+        return "the model has dropout"
+    bn_buffers = set()
+    for name, mod in model.named_modules():
+        if isinstance(mod, torch.nn.modules.batchnorm._NormBase):
+            if mod.track_running_stats and mod.momentum is None:
+                return f"BatchNorm {name} uses a cumulative average (momentum=None)"
+            bn_buffers |= {f"{name}.{b}" if name else b for b, t in mod.named_buffers(recurse=False) if b in BN_BUFFERS}
+    other = [n for n, _ in model.named_buffers() if n not in bn_buffers]
+    if other:
+        return f"the model has buffers other than BatchNorm statistics ({', '.join(other[:3])})"
+    return None
+
+
+def _key(m) -> tuple:
+    c = m.config
+    return (c.model, json.dumps(c.model_options, sort_keys=True, default=str),
+            tuple(json.dumps(c.recipe.get(k), default=str) for k in OPTIMIZER_KEYS))
 
 
 def stack_reason(members) -> str | None:
-    """None when `members` can train stacked, else why not (for logs)."""
+    """None when all of `members` can train as one stack, else why not (for logs)."""
     if len(members) < 2:
         return "a single run"
     first = members[0]
@@ -39,12 +74,40 @@ def stack_reason(members) -> str | None:
             return "different architectures"
         if any(m.config.recipe.get(k) != first.config.recipe.get(k) for k in OPTIMIZER_KEYS):
             return "different optimizer settings"
-    model = first.model
-    if any(True for _ in model.buffers()):
-        return "the model has buffers (BatchNorm running statistics)"
-    if any(isinstance(mod, torch.nn.modules.dropout._DropoutNd) for mod in model.modules()):
-        return "the model has dropout"
-    return None
+    return model_reason(first.model)
+
+
+def partition(members) -> list[list]:
+    """Members grouped by architecture (+ options) and optimizer settings, in their order."""
+    parts: dict[tuple, list] = {}
+    for m in members:
+        parts.setdefault(_key(m), []).append(m)
+    return list(parts.values())
+
+
+class Stacks:
+    """The stacked parts of a group (`groups`, each a StackedStudents) and the members that train
+    in the plain loop (`plain`)."""
+
+    def __init__(self, groups: list, members: list):
+        self.groups = groups
+        stacked = {id(m) for st in groups for m in st.members}
+        self.plain = [m for m in members if id(m) not in stacked]
+        self._of = {id(m): st for st in groups for m in st.members}
+
+    def of(self, member):
+        return self._of.get(id(member))
+
+    def export_state(self) -> None:
+        for st in self.groups:
+            st.export_state()
+
+    # one stack of the whole group: the attributes of the StackedStudents (older callers)
+    def __getattr__(self, name):
+        groups = self.__dict__.get("groups", [])
+        if len(groups) == 1:
+            return getattr(groups[0], name)
+        raise AttributeError(name)
 
 
 class StackedStudents:
@@ -52,6 +115,7 @@ class StackedStudents:
         self.members = members
         self.base = members[0].model
         self.names = [n for n, _ in self.base.named_parameters()]
+        self.buffer_names = [n for n, _ in self.base.named_buffers()]
         per_member = [dict(m.model.named_parameters()) for m in members]
         self.params = {}
         for n in self.names:
@@ -59,17 +123,25 @@ class StackedStudents:
             self.params[n] = stacked
             for i, pm in enumerate(per_member):
                 pm[n].data = stacked.data[i]          # the member's module reads the stack
+        self.buffers = {}
+        member_buffers = [dict(m.model.named_buffers()) for m in members]
+        for n in self.buffer_names:
+            stacked = torch.stack([mb[n].detach() for mb in member_buffers]).clone()
+            self.buffers[n] = stacked
+            for i, mb in enumerate(member_buffers):
+                mb[n].data = stacked[i]               # running statistics: updated in place, read by eval
         self.optimizer = optimizer_factory([(n, self.params[n], per_member[0][n].ndim) for n in self.names], recipe)
         self._import_state()
 
-        def one(params, x):
-            return functional_call(self.base, params, (x,)).logits
+        def one(params, buffers, x):
+            return functional_call(self.base, (params, buffers), (x,)).logits
 
-        self._forward = vmap(one, in_dims=(0, None))
+        self._forward = vmap(one, in_dims=(0, 0, None))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, B, C) logits of every student on the same batch."""
-        return self._forward(self.params, x)
+        """(N, B, C) logits of every student on the same batch (training mode: BatchNorm uses the
+        batch statistics and updates each student's running statistics)."""
+        return self._forward(self.params, self.buffers, x)
 
     def set_lr(self, lr: float) -> None:
         for group in self.optimizer.param_groups:
