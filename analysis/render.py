@@ -159,7 +159,7 @@ def declared_best(ctx: Context, options: dict, declared: str) -> tuple[str, str]
         return f"declared {declared}: missing", MISSING
     picked, best = pick(ctx, options)
     found = f"best: {best} {picked}; declared: {declared} {stats[declared]}"
-    if best == declared:
+    if best == declared or stats[declared].mean >= picked.mean:       # a tie counts as the best
         return found, "yes"
     return found, "no" if compare(picked, stats[declared])[0] == "yes" else "inconclusive"
 
