@@ -61,3 +61,24 @@ def test_paper2_pair_trains_every_column(results, tmp_path, accept_any_md5, key)
     for c in students:
         s = RunDir(c).summary()
         assert s["epochs"] == 1 and math.isfinite(s["final"]["test_top1"])
+
+
+@pytest.mark.slow
+def test_paper3_cifar_pair_trains_ce_kd_and_tald(results, tmp_path, accept_any_md5):  # noqa: F811
+    """Paper 3's paper profile on tiny CIFAR-100 files: its WRN-40-2 -> WRN-16-2 row (CE, KD, TALD)."""
+    from reproduce.logit_distortion import PAPER_PROFILE as P3, Paper3
+
+    write_cifar100(tmp_path / "data", n_train=16, n_test=8)
+    paper = Paper3(dataclasses.replace(P3, recipe_overrides={"epochs": 1, "batch_size": 8}), seeds=(0,))
+    section = paper.paper_scale()
+    row = next(r for r in section.tables[0].rows if r["pair"] == "wrn_40_2 -> wrn_16_2")
+    teacher = row["teacher"].runs[0]
+    students = [row[k].runs[0] for k in ("CE", "KD", "TALD 0.5")]
+    train_group([teacher], quiet=True, device="cpu")
+    train_group([students[0]], quiet=True, device="cpu")
+    train_group(students[1:], quiet=True, device="cpu")
+    tald = RunDir(students[2])
+    assert tald.config.loss == "tald" and tald.config.loss_hparams["scale"] == 0.5
+    assert tald.config.recipe["ce_weight"] == 1.0 and tald.config.dataset == "cifar100"
+    for c in students:
+        assert math.isfinite(RunDir(c).summary()["final"]["test_top1"])
