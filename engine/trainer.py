@@ -164,6 +164,10 @@ class Trainer:
             if stack is True:
                 raise UserError("stacked students are not available with distributed (torchrun) training")
             stack = False
+        # A/B switches for benchmarks (bench/groups.py): the exact fast pooling of engine/fastops.py,
+        # and run-directory writes on I/O threads (False: in line, as before)
+        self.fast_ops = os.environ.get("LOGIT_KD_FASTOPS", "1") != "0"
+        self.io_threads = True
         with self.dist.rank_zero_first():    # rank 0 may write label-noise files and teacher caches
             self.bundle = load_data(first, data_root, download, bundle)
             self.bundle.train = self.bundle.train.to(self.device)
@@ -179,7 +183,6 @@ class Trainer:
         self.teacher_test = self._teacher_test_logits()
         self.stack = stack
         self.stacked = None
-        self.fast_ops = os.environ.get("LOGIT_KD_FASTOPS", "1") != "0"    # A/B switch for benchmarks
         # GPU path (CUDA only; the CPU keeps fp32): bf16 autocast for the forward passes (the
         # losses upcast to fp32 and run with autocast off), channels_last for image models,
         # optional torch.compile of each student's forward. Not part of the run id: the
@@ -200,6 +203,9 @@ class Trainer:
     def _load_teachers(self, config: RunConfig):
         loaded = [load_teacher(rid, self.bundle.num_classes, self.bundle.in_channels, self.device)
                   for rid in config.teachers]
+        if self.device.type == "cpu" and self.fast_ops:
+            for t in loaded:
+                accelerate(t.model)          # eval-mode forwards: the same values (engine/fastops.py)
         for t in loaded:
             acc = classification_metrics(predict(t.model, self.bundle.test, EVAL_BATCH, self.device).logits,
                                          self.bundle.test.labels)["test_top1"]
@@ -424,7 +430,10 @@ class Trainer:
                        "train_time_s": elapsed / active,
                        **(self._evaluate(m) if evaluates(recipe, epoch + 1) else {})}
                 m.rng_state = torch.get_rng_state()    # as at this member's epoch end
-                writes.append(_io_pool().submit(self._write_epoch, m, row, epoch + 1))
+                if self.io_threads:
+                    writes.append(_io_pool().submit(self._write_epoch, m, row, epoch + 1))
+                else:
+                    self._write_epoch(m, row, epoch + 1)
                 self._log(m, row)
         finally:
             for w in writes:          # every write finishes (or fails) before anything else happens
