@@ -70,6 +70,45 @@ def schedule(configs: list[RunConfig]) -> list[list[list[RunConfig]]]:
     return [list(stages[k].values()) for k in sorted(stages)]
 
 
+def _halve(group: list, cost) -> list[list]:
+    """Two parts of a group: its architectures packed into two bins of balanced cost (the runs of
+    one architecture stay together: they can train stacked), or, with one architecture, alternate
+    halves. Each part keeps the group's order."""
+    parts: dict[tuple, list] = {}
+    for c in group:
+        parts.setdefault((c.model, json.dumps(c.model_options, sort_keys=True, default=str)), []).append(c)
+    if len(parts) == 1:
+        return [group[0::2], group[1::2]]
+    bins: list[list] = [[], []]
+    for part in sorted(parts.values(), key=cost, reverse=True):
+        min(bins, key=lambda b: cost(b) if b else 0.0).extend(part)
+    order = {c.run_id: i for i, c in enumerate(group)}
+    return [sorted(b, key=lambda c: order[c.run_id]) for b in bins if b]
+
+
+def split_groups(groups: list[list[RunConfig]], jobs: int, cost=None) -> list[list[RunConfig]]:
+    """The groups, the costliest split in two as long as it costs more than a worker's share of
+    the work after the split (each part pays the teacher forward again, which `cost` should
+    count), so that no group holds up a worker while the others idle at the end: by
+    architecture first (a same-architecture part stays whole, so it can train stacked), else in
+    alternate halves. cost(group) -> seconds (default: its number of runs). Every part is a valid
+    group (check_group), its runs in the group's order; unsplit groups are returned as given."""
+    if jobs < 1:
+        raise UserError(f"jobs must be >= 1, got {jobs}")
+    cost = cost or len
+    out = [list(g) for g in groups]
+    while True:
+        splittable = [g for g in out if len(g) > 1]
+        if jobs == 1 or not splittable:
+            return out
+        biggest = max(splittable, key=cost)
+        i = next(k for k, g in enumerate(out) if g is biggest)
+        trial = out[:i] + _halve(biggest, cost) + out[i + 1:]
+        if cost(biggest) <= sum(cost(g) for g in trial) / jobs:   # it no longer holds up a worker
+            return out
+        out = trial
+
+
 def save_configs(configs: list[RunConfig], path) -> Path:
     """Write configs as a JSON list (the input of `python -m reproduce.sweep`)."""
     from engine.config import _jsonable
