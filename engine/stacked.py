@@ -102,13 +102,6 @@ class Stacks:
         for st in self.groups:
             st.export_state()
 
-    # one stack of the whole group: the attributes of the StackedStudents (older callers)
-    def __getattr__(self, name):
-        groups = self.__dict__.get("groups", [])
-        if len(groups) == 1:
-            return getattr(groups[0], name)
-        raise AttributeError(name)
-
 
 class StackedStudents:
     def __init__(self, members, recipe, optimizer_factory):
