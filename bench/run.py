@@ -1,9 +1,10 @@
 """`make bench`: each fast path against the baseline it replaces, measured in one run on this machine.
 
-    python -m bench.run            # full (about 5 minutes on 2 CPU cores)
-    python -m bench.run --quick    # fewer repeats and epochs (about 2 minutes)
+    python -m bench.run            # full (about 6 minutes on 2 CPU cores)
+    python -m bench.run --quick    # fewer repeats and epochs (about 3 minutes)
 
-Prints one markdown table and writes it to results/bench/<device>.md (cpu.md here). Rows:
+Prints one markdown table and writes it to results/bench/cpu.md (on a CUDA machine
+results/bench/gpu_bench.md: gpu.md is `make gpu-check`'s report). Rows:
 - losses: kl / dkl / ikl, the registered (fused, losses/fused.py) forward+backward vs the
   same loss through plain autograd, and dkl / ikl vs the B x C x C official-style reference
   (`losses.reference`), each in a fresh process (time: median of repeats; memory: the exact
@@ -15,7 +16,11 @@ Prints one markdown table and writes it to results/bench/<device>.md (cpu.md her
   enumerable; teacher cnn1d_teacher, six cnn1d_student tau runs, batch 128, Adam): six
   separate runs with an online teacher (baseline) vs one group (one teacher pass per
   batch), the group with stacked students (torch.func), and with cached teacher logits;
-  one student with cached vs online teacher; student-images/s of the training loop.
+  one student with cached vs online teacher; student-images/s of the training loop;
+- mini groups (bench/groups.py; real mini profile data, recipes and group sizes): paper 1's
+  7-student tau group and 8 mini100 BatchNorm students, as separate runs / one group before this
+  work's fast paths / one group now / one stacked group, epochs interleaved; per-student seconds
+  extrapolated to the recipe's length.
 
 Ratios are wall-clock baseline / fast path, taken in the same run, so a shared machine's load
 affects both sides; absolute numbers move with it. Threads: 1 by default on CPU (`--threads`):
@@ -200,6 +205,37 @@ def bench_training(quick: bool) -> list[dict]:
     ]
 
 
+# ------------------------------------------------------------------ mini student groups
+def bench_groups(quick: bool) -> list[dict]:
+    """bench/groups.py: the mini groups' variants interleaved epoch by epoch, per-student seconds
+    extrapolated to the recipe's length (300 epochs mini, 100 mini100, with their evaluations)."""
+    from bench.groups import compare
+
+    rows = []
+    for setting, epochs, what in (("mini7", 5 if quick else 10, "7 mini students (paper 1 tau group, cnn1d_student)"),
+                                  ("mini100", 1 if quick else 2, "8 mini100 BN students (cnn1d_s100_shallow)")):
+        r = compare(setting, epochs, log=lambda *a: None)
+        v = r["variants"]
+        base_note = (f"per-student s of the full recipe ({r['epochs']} epochs, {r['evals']} evaluations), "
+                     f"extrapolated from {epochs} interleaved epochs; load {r['load'][0]:.1f}")
+
+        def row(name, base, fast, note):
+            b, f = v[base], v[fast]
+            return {"comparison": f"{what}: {name}", "baseline": base, "baseline_s": b["per_student_wall_s"],
+                    "fast_s": f["per_student_wall_s"], "speedup": b["wall_s"] / f["wall_s"],
+                    "cpu_speedup": b["cpu_s"] / f["cpu_s"], "note": f"{note}; {base_note}"}
+
+        rows += [row("group vs separate runs", "separate, before", "group",
+                     "one teacher forward per batch, fastops, I/O threads"),
+                 row("group now vs group before", "group, before", "group",
+                     "engine/fastops.py pooling + I/O threads; bit-identical results"),
+                 row("stacked group vs group", "group", "group, stacked",
+                     "torch.func vmap" + (" with BatchNorm buffers" if setting == "mini100" else "")
+                     + "; float32-rounding differences, recipe stack field"),
+                 row("stacked group vs separate runs", "separate, before", "group, stacked", "all of the above")]
+    return rows
+
+
 def device_name() -> str:
     if torch.cuda.is_available():
         return torch.cuda.get_device_name(0)
@@ -211,12 +247,13 @@ def main(argv=None):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="fewer repeats and epochs")
     p.add_argument("--threads", type=int, default=1, help="torch threads on CPU (default 1: see above)")
-    p.add_argument("--only", choices=["losses", "data", "training"], action="append", help="run only these parts")
-    p.add_argument("--out", help="markdown file (default results/bench/<cpu|gpu>.md)")
+    p.add_argument("--only", choices=["losses", "data", "training", "groups"], action="append",
+                   help="run only these parts")
+    p.add_argument("--out", help="markdown file (default results/bench/cpu.md, on CUDA results/bench/gpu_bench.md)")
     args = p.parse_args(argv)
     if not torch.cuda.is_available():
         torch.set_num_threads(args.threads)
-    parts = args.only or ["losses", "data", "training"]
+    parts = args.only or ["losses", "data", "training", "groups"]
     rows = []
     t_start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
@@ -227,17 +264,21 @@ def main(argv=None):
             rows.append(bench_data(args.quick))
         if "training" in parts:
             rows += bench_training(args.quick)
-    cols = ["comparison", "baseline", "baseline_s", "fast_s", "speedup", "loop_speedup", "images_per_s",
+        if "groups" in parts:
+            rows += bench_groups(args.quick)
+    cols = ["comparison", "baseline", "baseline_s", "fast_s", "speedup", "loop_speedup", "cpu_speedup", "images_per_s",
             "baseline_images_per_s", "baseline_MB", "fast_MB", "autograd_BC_floats", "fast_BC_floats", "fast_BC_rss", "note"]
     header = (f"# make bench{' --quick' if args.quick else ''}\n\n"
               f"device: {device_name()}; torch {torch.__version__}; threads {torch.get_num_threads()}; "
               f"measured in one run of {time.perf_counter() - t_start:.0f} s on {time.strftime('%Y-%m-%d')}.\n"
               "speedup = baseline wall time / fast wall time (same run); loop_speedup = the same for the "
               "training loop only (train_time_s, without evaluation and checkpoints); images_per_s = "
-              "student images per second of the training loop.\n\n")
+              "student images per second of the training loop; cpu_speedup = the same for process CPU "
+              "seconds (less sensitive to other jobs on a shared machine).\n\n")
     table = header + markdown(rows, cols) + "\n"
     print(table)
-    out = Path(args.out) if args.out else Path("results/bench") / ("gpu.md" if torch.cuda.is_available() else "cpu.md")
+    # gpu_bench.md: results/bench/gpu.md is `make gpu-check`'s (bench/gpu_check.py)
+    out = Path(args.out) if args.out else Path("results/bench") / ("gpu_bench.md" if torch.cuda.is_available() else "cpu.md")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(table)
     print(f"written: {out}")
