@@ -160,3 +160,28 @@ def test_cli_compile_takes_an_optional_mode():
     assert build_parser().parse_args(base).compile is None
     assert build_parser().parse_args(base + ["--compile"]).compile == "default"
     assert build_parser().parse_args(base + ["--compile", "reduce-overhead"]).compile == "reduce-overhead"
+
+
+def test_fast_pooling_and_io_threads_change_no_bit(monkeypatch):
+    """engine/fastops.py (students and teacher) and the I/O threads: the same metrics, the same
+    weights (model.pt checksum) and the same checkpoint as torch's pooling with in-line writes."""
+    t = signal_teacher()
+    configs = [make_config("exp", "synthetic", model, loss="kl", loss_hparams={"tau": 2.0}, teachers=[t.config.run_id],
+                           dataset_options=SIGNALS, model_options=opts, recipe="smoke")
+               for model, opts in (("cnn1d_student", {"length": 24}), ("cnn1d_s100_shallow", {}))]
+
+    def run(fast: bool):
+        monkeypatch.setenv("LOGIT_KD_FASTOPS", "1" if fast else "0")
+        trainer = Trainer(configs, quiet=True, force=True, stack=False)
+        trainer.io_threads = fast
+        rds = trainer.run()
+        return ([[{k: v for k, v in r.items() if k != "train_time_s"} for r in rd.metrics()] for rd in rds],
+                [rd.summary()["model_sha256"] for rd in rds],
+                [torch.load(rd.checkpoint_file, weights_only=False)["optimizer"] for rd in rds])
+
+    rows_fast, sha_fast, opt_fast = run(True)
+    rows_plain, sha_plain, opt_plain = run(False)
+    assert rows_fast == rows_plain and sha_fast == sha_plain
+    for a, b in zip(opt_fast, opt_plain):
+        for pa, pb in zip(a["state"].values(), b["state"].values()):
+            assert all(torch.equal(pa[k], pb[k]) for k in pa)
