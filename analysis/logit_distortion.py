@@ -139,7 +139,7 @@ def dark_knowledge_figure(ctx, m: dict, path: Path) -> Path:
     if rows:
         names = [n for n, _ in rows]
         for axis, key, label in ((ax, "ratio", "probability per sibling / per other class"),
-                                 (ax2, "siblings", "probability on the 4 siblings together")):
+                                 (ax2, "siblings", "probability on the siblings together")):
             stats = [s[key] for _, s in rows]
             axis.bar(range(len(rows)), [s.mean for s in stats], yerr=[0 if s.n < 2 else s.std for s in stats],
                      color=["C3" if n.startswith("teacher") else "C0" for n in names], capsize=3)
