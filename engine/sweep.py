@@ -70,43 +70,79 @@ def schedule(configs: list[RunConfig]) -> list[list[list[RunConfig]]]:
     return [list(stages[k].values()) for k in sorted(stages)]
 
 
-def _halve(group: list, cost) -> list[list]:
-    """Two parts of a group: its architectures packed into two bins of balanced cost (the runs of
-    one architecture stay together: they can train stacked), or, with one architecture, alternate
-    halves. Each part keeps the group's order."""
+def makespan(groups: list[list[RunConfig]], jobs: int, cost=None) -> float:
+    """Simulated wall time of `run_parallel`'s schedule: a group starts when the groups that hold
+    its teachers have finished; among the ready groups those that teach go first, then the
+    costliest; `jobs` workers. cost(group) -> seconds (default: its number of runs)."""
+    import heapq
+
+    cost = cost or len
+    where = {c.run_id: i for i, g in enumerate(groups) for c in g}
+    needs = [{where[t] for c in g for t in c.teachers if t in where and where[t] != i} for i, g in enumerate(groups)]
+    teaching = {where[t] for g in groups for c in g for t in c.teachers if t in where}
+    pending = sorted(range(len(groups)), key=lambda i: (i not in teaching, -cost(groups[i])))
+    done, running, now, free = set(), [], 0.0, jobs
+    while pending or running:
+        for i in [i for i in pending if needs[i] <= done][:free]:
+            pending.remove(i)
+            free -= 1
+            heapq.heappush(running, (now + cost(groups[i]), i))
+        if not running:
+            raise UserError("split_groups: groups wait for teachers that never run")
+        now, i = heapq.heappop(running)
+        done.add(i)
+        free += 1
+    return now
+
+
+def _split(group: list, k: int, cost) -> list[list]:
+    """`group` in (at most) k parts: the runs of one architecture stay together while there are
+    parts enough (they can train stacked); the costliest part is halved (alternate runs) until
+    there are k; then the parts are packed into k bins, costliest first into the cheapest bin.
+    Each part keeps the group's order."""
     parts: dict[tuple, list] = {}
     for c in group:
         parts.setdefault((c.model, json.dumps(c.model_options, sort_keys=True, default=str)), []).append(c)
-    if len(parts) == 1:
-        return [group[0::2], group[1::2]]
-    bins: list[list] = [[], []]
-    for part in sorted(parts.values(), key=cost, reverse=True):
+    parts = list(parts.values())
+    while len(parts) < k:
+        big = max((p for p in parts if len(p) > 1), key=cost, default=None)
+        if big is None:
+            break
+        parts.remove(big)
+        parts += [big[0::2], big[1::2]]
+    bins: list[list] = [[] for _ in range(k)]
+    for part in sorted(parts, key=cost, reverse=True):
         min(bins, key=lambda b: cost(b) if b else 0.0).extend(part)
     order = {c.run_id: i for i, c in enumerate(group)}
     return [sorted(b, key=lambda c: order[c.run_id]) for b in bins if b]
 
 
 def split_groups(groups: list[list[RunConfig]], jobs: int, cost=None) -> list[list[RunConfig]]:
-    """The groups, the costliest split in two as long as it costs more than a worker's share of
-    the work after the split (each part pays the teacher forward again, which `cost` should
-    count), so that no group holds up a worker while the others idle at the end: by
-    architecture first (a same-architecture part stays whole, so it can train stacked), else in
-    alternate halves. cost(group) -> seconds (default: its number of runs). Every part is a valid
-    group (check_group), its runs in the group's order; unsplit groups are returned as given."""
+    """The groups, split where that shortens the simulated schedule on `jobs` workers
+    (`makespan`: teachers before their students, as `run_parallel` runs them). Greedy: the
+    costliest group that a split into 2..jobs parts makes the schedule shorter (by more than
+    0.1 %) is split, until none does. Each part pays the teacher forward again, which `cost`
+    should count (cost(group) -> seconds; default: its number of runs, teachers free). Parts
+    keep same-architecture runs together while they can (engine/stacked.py stacks them) and the
+    group's order; every part is a valid group (check_group); unsplit groups come back as given."""
     if jobs < 1:
         raise UserError(f"jobs must be >= 1, got {jobs}")
     cost = cost or len
     out = [list(g) for g in groups]
+    if jobs == 1:
+        return out
+    best = makespan(out, jobs, cost)
     while True:
-        splittable = [g for g in out if len(g) > 1]
-        if jobs == 1 or not splittable:
+        for g in sorted((g for g in out if len(g) > 1), key=cost, reverse=True):
+            i = next(n for n, x in enumerate(out) if x is g)
+            trials = [out[:i] + _split(g, k, cost) + out[i + 1:] for k in range(2, min(jobs, len(g)) + 1)]
+            scored = [(makespan(t, jobs, cost), n, t) for n, t in enumerate(trials)]
+            span, _, trial = min(scored, key=lambda x: (x[0], x[1]))
+            if span < best * (1 - 1e-3):
+                out, best = trial, span
+                break
+        else:
             return out
-        biggest = max(splittable, key=cost)
-        i = next(k for k, g in enumerate(out) if g is biggest)
-        trial = out[:i] + _halve(biggest, cost) + out[i + 1:]
-        if cost(biggest) <= sum(cost(g) for g in trial) / jobs:   # it no longer holds up a worker
-            return out
-        out = trial
 
 
 def save_configs(configs: list[RunConfig], path) -> Path:
