@@ -498,6 +498,8 @@ def _child(name: str, scale: Scale, out: str, deadline: float, results_root: str
     rec = Recorder(Path(out))
     try:
         rec.put(env=_env_info())
+        if name in os.environ.get(HANG_ENV, "").split(","):
+            time.sleep(3600)                   # fault injection for the tests: a step that overruns its limit
         STEP_FUNCS[name](scale, rec, deadline)
     except BaseException as e:             # noqa: BLE001  recorded for the report
         rec.put(error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
@@ -518,6 +520,9 @@ def _preload() -> None:
     import engine.trainer  # noqa: F401
     import losses  # noqa: F401
     import models  # noqa: F401
+
+
+HANG_ENV = "LOGIT_KD_GPU_CHECK_HANG"     # comma-separated steps that hang (tests of the time limits)
 
 
 def run_step(name: str, scale: Scale, limit_s: float, work: Path, results_root: str, threads, log) -> dict:

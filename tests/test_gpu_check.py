@@ -2,6 +2,7 @@
 the outputs have the shape the dry-run cost model reads, and the time budget holds (a step
 over its limit is recorded as timed out, the others go on). No timing is asserted as speed."""
 import json
+import os
 import re
 import subprocess
 import sys
@@ -14,9 +15,11 @@ from bench.gpu_check import SHARES, STEPS, parse_limits
 def test_smoke_run_writes_both_files_and_honours_the_budget(tmp_path):
     out = tmp_path / "bench"
     budget_s = 150
+    # the baseline step is made to hang (gpu_check.HANG_ENV), so its limit must stop it, whatever the machine's speed
     proc = subprocess.run([sys.executable, "-m", "bench.gpu_check", "--smoke", "--out", str(out),
                            "--budget-min", str(budget_s / 60), "--limit", "baseline=0.3"],
-                          capture_output=True, text=True, timeout=budget_s + 60)
+                          capture_output=True, text=True, timeout=budget_s + 60,
+                          env=os.environ | {"LOGIT_KD_GPU_CHECK_HANG": "baseline"})
     assert proc.returncode == 0, proc.stderr[-3000:]
 
     data = json.loads((out / "gpu_throughput.json").read_text())
