@@ -22,18 +22,19 @@ from engine.rundir import results_root
 
 # mnist1d with 1000 training signals (profile mini): measured in the full mini run of paper 1
 # (2026-11-29; results/kl_vs_mse/mini/timings.csv). Keys: (dataset, model).
-# mnist1d_hier (profile mini100, 8000 training signals): the models' CPU seconds per epoch on one
-# thread measured when they were written (models/mini100.py, 2026-12-01), before any full run.
+# mnist1d_hier (profile mini100, 8000 training signals): one idle core, one thread, measured on
+# 7000 training signals (a validation split) and scaled by 8/7; train includes the recipe's
+# evaluation every 5th epoch (2026-12-01, after engine/fastops.py).
 CPU_EPOCH_S = {
     ("mnist1d", "cnn1d_teacher"): 1.0, ("mnist1d", "cnn1d_medium"): 0.22, ("mnist1d", "cnn1d_student"): 0.067,
-    ("mnist1d_hier", "cnn1d_t100"): 2.04, ("mnist1d_hier", "cnn1d_m100"): 0.41,
-    ("mnist1d_hier", "cnn1d_s100_shallow"): 0.27, ("mnist1d_hier", "cnn1d_s100_thin"): 0.27,
-    ("mnist1d_hier", "res1d_s100"): 0.44,
+    ("mnist1d_hier", "cnn1d_t100"): 1.45, ("mnist1d_hier", "cnn1d_m100"): 0.52,
+    ("mnist1d_hier", "cnn1d_s100_shallow"): 0.47, ("mnist1d_hier", "cnn1d_s100_thin"): 0.44,
+    ("mnist1d_hier", "cnn1d_s100_wide"): 0.78, ("mnist1d_hier", "res1d_s100"): 0.47,
 }
 CPU_TEACHER_FORWARD_S = {
     ("mnist1d", "cnn1d_teacher"): 0.08, ("mnist1d", "cnn1d_medium"): 0.04, ("mnist1d", "cnn1d_student"): 0.01,
-    ("mnist1d_hier", "cnn1d_t100"): 0.32, ("mnist1d_hier", "cnn1d_m100"): 0.07,
-    ("mnist1d_hier", "cnn1d_s100_shallow"): 0.04, ("mnist1d_hier", "cnn1d_s100_thin"): 0.04,
+    ("mnist1d_hier", "cnn1d_t100"): 0.30, ("mnist1d_hier", "cnn1d_m100"): 0.11,
+    ("mnist1d_hier", "cnn1d_s100_shallow"): 0.06, ("mnist1d_hier", "cnn1d_s100_thin"): 0.05,
     ("mnist1d_hier", "res1d_s100"): 0.08,
 }
 CPU_DEFAULT_EPOCH_S, CPU_DEFAULT_FORWARD_S = 0.1, 0.05

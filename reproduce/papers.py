@@ -1,7 +1,7 @@
 """Every paper experiment of the repository, and the commands that span them.
 
     python -m reproduce.papers list                  # papers, their profiles and commands
-    python -m reproduce.papers mini [--seeds 0 1 2]  # every paper's mini experiments (make mini)
+    python -m reproduce.papers mini [--seeds 0 1 2]  # every paper's mini experiments (make mini), as one schedule
     python -m reproduce.papers teachers --profile paper --dry-run
     python -m reproduce.papers help                  # the make targets of each paper, grouped
 
@@ -13,7 +13,9 @@ import importlib
 import time
 
 from reproduce.cli import Parser, main_guard
-from reproduce.runner import ALL, ANALYZE, DEMO, TEACHERS, Experiment, run
+from engine.rundir import results_root
+from engine.sweep import schedule
+from reproduce.runner import ALL, ANALYZE, DEMO, TEACHERS, Experiment, dry_run, out_dir, prepare, render_command, train
 
 PAPERS = ("kl_vs_mse", "many_class", "decoupled_kl", "logit_distortion", "compare")
 
@@ -62,14 +64,31 @@ def main(argv=None):
             todo += [(e, ALL, prof) for prof in e.mini_profiles]
         elif args.profile is None or args.profile in e.profiles:
             todo.append((e, args.command, args.profile))
+    return run_together(todo, args)
+
+
+def run_together(todo, args) -> list:
+    """Every (experiment, command, profile) of `todo` planned first, their runs trained as one
+    schedule (teachers first, groups over one worker per core, runs shared by several papers once),
+    then each rendered."""
+    start = time.time()
+    prepared = [(e, command, *prepare(e, command, profile, args.seeds)) for e, command, profile in todo]
+    if args.dry_run:
+        for _, _, plan, configs in prepared:
+            dry_run(plan, schedule(configs))
+        print(f"# together: {len({c.run_id for *_, cs in prepared for c in cs})} distinct runs")
+        return []
+    configs = list({c.run_id: c for *_, cs in prepared for c in cs}.values())
+    profile = prepared[0][2].profile
+    train(configs, profile=profile, jobs=args.jobs, device=args.device, data_root=args.data_root, quiet=args.quiet,
+          timings_dir=results_root() / "timings" / args.command)
+    print(f"== trained in {time.time() - start:.0f} s", flush=True)
     written = []
-    for e, command, profile in todo:
-        start = time.time()
-        print(f"== {e.name} {command} ({profile or e.default_profile})", flush=True)
-        written += run(e, command, profile=profile, seeds=args.seeds, device=args.device, data_root=args.data_root,
-                       quiet=args.quiet, dry=args.dry_run, jobs=args.jobs)
-        if not args.dry_run:
-            print(f"== {e.name} {command} finished in {time.time() - start:.0f} s", flush=True)
+    for e, command, plan, _ in prepared:
+        if command != TEACHERS:
+            written += render_command(plan, command, out_dir(plan))
+            print(f"== {e.name} ({plan.profile.name}): rendered", flush=True)
+    print(f"== {args.command} finished in {time.time() - start:.0f} s", flush=True)
     return written
 
 

@@ -286,14 +286,18 @@ def train_missing(stages, *, jobs: int, quiet: bool, log=print, device: str = "a
             log(f"  done {_describe_group(g)} in {time.time() - t0:.0f} s")
         return timings
     from engine.launch import launch
+    from engine.sweep import split_groups
 
+    if launcher["launcher"] == "local":
+        groups = split_groups(groups, jobs, cost=costs.group_cost_s)    # where it shortens the schedule
     teaching = {t for g in groups for c in g for t in c.teachers}
     results = launch(groups, **launcher, jobs=jobs, device=device, threads=threads_per_process(), log=log,
                      priority=lambda g: (not any(c.run_id in teaching for c in g), -costs.group_cost_s(g)), **kwargs)
     bad = [(g, r) for g, r in zip(groups, results) if r["status"] in ("failed", "blocked")]
     if bad:
         first = next((r for _, r in bad if r["status"] == "failed"), bad[0][1])
-        raise UserError(f"{len(bad)} of {len(groups)} group(s) did not finish; first error: {first['error']}")
+        raise UserError(f"{len(bad)} of {len(groups)} group(s) did not finish; first error: {first['error']} "
+                        "(rerun the same command to resume; --status lists the groups)")
     return [_timing(g, r["seconds"]) for g, r in zip(groups, results) if r["status"] == "ok"]
 
 
