@@ -433,7 +433,7 @@ class _SubmititDriver:
 
     # -------------------------------------------------------------- the loop
     def run(self) -> list[dict]:
-        from engine.sweep import _damaged, _precheck
+        from engine.sweep import _precheck, triage
 
         groups, log = self.groups, self.log
         results: list[dict | None] = [None] * len(groups)
@@ -445,15 +445,7 @@ class _SubmititDriver:
                           "error": error, "worker": worker, "attempts": attempts[i], "job_ids": list(job_ids[i]),
                           **extra}
 
-        pending = []
-        for i, g in enumerate(groups):
-            damaged = _damaged(g)
-            if damaged:
-                record(i, "failed", damaged)
-            elif all(RunDir(c).finished for c in g):
-                record(i, "done")
-            else:
-                pending.append(i)
+        pending = triage(groups, record)
         if not pending:
             return results
         # the same checks as the local launcher, here, before anything is queued (engine.validate)

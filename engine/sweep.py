@@ -211,6 +211,21 @@ def _precheck(groups: list, todo: list[int], data_root=None, download=False) -> 
     return errors
 
 
+def triage(groups: list, record) -> list[int]:
+    """The groups still to train; the others are recorded at once: 'failed' when a finished run
+    is damaged, 'done' when every run is finished. Both launchers start here."""
+    pending = []
+    for i, g in enumerate(groups):
+        damaged = _damaged(g)
+        if damaged:
+            record(i, "failed", damaged)
+        elif all(RunDir(c).finished for c in g):
+            record(i, "done")
+        else:
+            pending.append(i)
+    return pending
+
+
 def default_devices(device: str = "auto") -> list:
     """One slot per visible GPU (CUDA machines, device auto/cuda), else [None] (CPU)."""
     import torch
@@ -250,15 +265,7 @@ def run_parallel(configs, jobs: int | None = None, *, device: str = "auto", thre
         results[i] = {"runs": [c.run_id for c in groups[i]], "status": status, "seconds": seconds,
                       "error": error, "worker": worker, **extra}
 
-    pending = []
-    for i, g in enumerate(groups):
-        damaged = _damaged(g)
-        if damaged:
-            record(i, "failed", damaged)
-        elif all(RunDir(c).finished for c in g):
-            record(i, "done")
-        else:
-            pending.append(i)
+    pending = triage(groups, record)
     for i, error in _precheck(groups, pending, kwargs.get("data_root"), kwargs.get("download", False)).items():
         record(i, "failed", error)
         log(f"  failed {_describe(groups[i])}: {error}")
