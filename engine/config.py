@@ -93,6 +93,17 @@ class RunConfig:
         parts.append(f"s{self.seed}")
         return "-".join(parts)
 
+    @property
+    def display_name(self) -> str:
+        """The slug with every other loss hyperparameter too (scale, law, T2, ...), so that the
+        progress lines of two runs in one group are told apart; not part of the run id."""
+        extra = [f"{k}{_short(v)}" for k, v in sorted(self.loss_hparams.items())
+                 if k not in ("tau", "alpha", "beta") and not isinstance(v, (dict, list, tuple))]
+        if not extra:
+            return self.slug
+        head, seed = self.slug.rsplit("-", 1)
+        return "-".join([head, *extra, seed])
+
 
 def _short(v) -> str:
     return "inf" if isinstance(v, float) and math.isinf(v) else f"{v:g}" if isinstance(v, (int, float)) else str(v)

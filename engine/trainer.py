@@ -269,7 +269,7 @@ class Trainer:
         if self.dist.is_main:
             m.rundir.resume_metrics(m.start_epoch)
         if not self.quiet:
-            print(f"[{m.config.slug}] resuming from epoch {m.start_epoch}/{self.epochs}: {m.rundir.path}", flush=True)
+            print(f"[{m.config.display_name}] resuming from epoch {m.start_epoch}/{self.epochs}: {m.rundir.path}", flush=True)
 
     def _checkpoint(self, m: Member, epoch_done: int) -> None:
         m.rundir.save_checkpoint(self._checkpoint_state(m, epoch_done))
@@ -492,7 +492,7 @@ class Trainer:
         if self.dist.is_main:
             m.rundir.mark_failed(m.failed, epoch + 1)
         if not self.quiet:
-            print(f"[{m.config.slug}] {m.failed}", file=sys.stderr, flush=True)
+            print(f"[{m.config.display_name}] {m.failed}", file=sys.stderr, flush=True)
         return False
 
     def _evaluate(self, m: Member) -> dict:
@@ -504,7 +504,7 @@ class Trainer:
         return row
 
     def _log(self, m: Member, row: dict) -> None:
-        line = (f"[{m.config.slug}] epoch {row['epoch']}/{self.epochs} loss {row['train_loss']:.4f} "
+        line = (f"[{m.config.display_name}] epoch {row['epoch']}/{self.epochs} loss {row['train_loss']:.4f} "
                 f"train {row['train_top1']:.2f}"
                 + (f" test {row['test_top1']:.2f}" if "test_top1" in row else "")
                 + (f" agree {row['agree_top1']:.2f}" if "agree_top1" in row else ""))

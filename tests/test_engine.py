@@ -259,3 +259,17 @@ def test_eval_every_skips_test_passes_but_not_the_last_ten_and_trains_the_same()
 def test_eval_every_below_one_is_refused():
     with pytest.raises(UserError, match="eval_every"):
         make_config("exp", **small(), recipe_overrides={"eval_every": 0})
+
+
+def test_progress_name_tells_apart_what_the_slug_does_not():
+    """Two TALD runs of one group differ only in their noise scale: the slug (part of the run id)
+    is the same, the progress name is not, and a run without extra hyperparameters keeps its slug."""
+    from engine.config import RunConfig
+    runs = [RunConfig(experiment="x", dataset="mnist1d", model="cnn1d_student", loss="tald",
+                      loss_hparams={"tau": 4.0, "scale": s}) for s in (0.5, 1.0)]
+    assert runs[0].slug == runs[1].slug == "cnn1d_student-tald-tau4-s0"
+    assert [r.display_name for r in runs] == ["cnn1d_student-tald-tau4-scale0.5-s0",
+                                              "cnn1d_student-tald-tau4-scale1-s0"]
+    plain = RunConfig(experiment="x", dataset="mnist1d", model="cnn1d_student", loss="kl",
+                      loss_hparams={"tau": 4.0})
+    assert plain.display_name == plain.slug
