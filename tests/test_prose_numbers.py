@@ -9,7 +9,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PROSE = [ROOT / "README.md", *sorted((ROOT / "results").glob("*/README.md"))]
-PAIR = re.compile(r"(?<![\d.])(-?\d+\.(\d+)) ± (\d+\.\d+)")
+PAIR = re.compile(r"(?<![\d.])([-\u2212]?\d+\.(\d+)) ± (\d+\.\d+)")   # prose writes minus as U+2212
 
 
 def committed_pairs() -> set[tuple[str, str]]:
@@ -34,7 +34,7 @@ def committed_pairs() -> set[tuple[str, str]]:
 def test_every_quoted_mean_and_std_is_in_a_committed_table(path):
     known = committed_pairs()
     text = path.read_text()
-    quoted = [(m.group(1), m.group(3)) for m in PAIR.finditer(text)]
+    quoted = [(m.group(1).replace("\u2212", "-"), m.group(3)) for m in PAIR.finditer(text)]
     missing = [f"{a} ± {b}" for a, b in quoted if (a, b) not in known]
     assert not missing, f"{path.name} quotes numbers no committed table holds: {missing}"
 
