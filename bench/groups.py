@@ -21,16 +21,11 @@ load) and the final outputs are left out: the same for every variant, small agai
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import tempfile
 import time
-from pathlib import Path
 
-import torch
-
-from bench.profile_group import SETTINGS
+from bench.profile_group import SETTINGS, run_in_scratch_store
 
 VARIANTS = {
     "separate, before": {"separate": True, "fast_ops": False, "io_threads": False, "stack": False},
@@ -129,14 +124,9 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", help="also write the result here")
     args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
     epochs = args.epochs or (20 if args.setting == "mini7" else 4)
-    with tempfile.TemporaryDirectory() as tmp:
-        os.environ["LOGIT_KD_RESULTS"] = str(Path(tmp) / "results")
-        r = compare(args.setting, epochs, args.variants)
-    print(report(r))
-    if args.json:
-        Path(args.json).write_text(json.dumps(r, indent=1) + "\n")
+    run_in_scratch_store(lambda: compare(args.setting, epochs, args.variants), report,
+                         threads=args.threads, json_path=args.json)
 
 
 if __name__ == "__main__":

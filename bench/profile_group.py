@@ -225,14 +225,22 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", help="also write the result here")
     args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
     epochs = args.epochs or (20 if args.setting == "mini7" else 3)
+    run_in_scratch_store(lambda: profile(args.setting, epochs, True if args.stack else False, before=args.before),
+                         report, threads=args.threads, json_path=args.json)
+
+
+def run_in_scratch_store(measure, report, *, threads: int, json_path: str | None) -> dict:
+    """Run `measure()` with `threads` torch threads against a throw-away run store, print
+    `report(result)` and write the result as JSON to `json_path` if given (bench.groups too)."""
+    torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["LOGIT_KD_RESULTS"] = str(Path(tmp) / "results")
-        r = profile(args.setting, epochs, True if args.stack else False, before=args.before)
+        r = measure()
     print(report(r))
-    if args.json:
-        Path(args.json).write_text(json.dumps(r, indent=1) + "\n")
+    if json_path:
+        Path(json_path).write_text(json.dumps(r, indent=1) + "\n")
+    return r
 
 
 if __name__ == "__main__":
