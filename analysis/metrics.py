@@ -112,6 +112,44 @@ def _last_fifth_gain(run, against=None, key: str = "test_top1") -> float:
     return rows[-1][key] - start[key]
 
 
+@register("last_tenth_gain")
+def _last_tenth_gain(run, against=None, key: str = "test_top1") -> float:
+    """Accuracy gained over the last tenth of training (last evaluated epoch minus the first
+    evaluated one at or after 90 % of the epochs): still rising when clearly above 0."""
+    rows = [r for r in run.metrics if key in r]
+    if not rows:
+        return math.nan
+    epochs = rows[-1]["epoch"]
+    start = next(r for r in rows if r["epoch"] >= 0.9 * epochs)
+    return rows[-1][key] - start[key]
+
+
+@register("generalization_gap")
+def _generalization_gap(run, against=None) -> float:
+    """Last-epoch train top-1 (running, on the augmented batches) minus test top-1, in points."""
+    rows = [r for r in run.metrics if "test_top1" in r and "train_top1" in r]
+    return math.nan if not rows else rows[-1]["train_top1"] - rows[-1]["test_top1"]
+
+
+@register("class_margin")
+def _class_margin(run, against=None) -> float:
+    """Mean over test samples of the true class's logit minus the largest other logit."""
+    o = run.outputs
+    if o is None:
+        return math.nan
+    z, y = o["logits"].double(), o["labels"][: len(o["logits"])].long()
+    true = z.gather(1, y[:, None]).squeeze(1)
+    other = z.scatter(1, y[:, None], float("-inf")).max(1).values
+    return (true - other).mean().item()
+
+
+@register("fit")
+def _fit(run, against=None, key: str = "train_top1") -> float:
+    """A teacher's fit of its own training set, un-augmented (fit.json, written by engine/fit.py)."""
+    f = run.path / "fit.json"
+    return json.loads(f.read_text()).get(key, math.nan) if f.exists() else math.nan
+
+
 def sibling_mass(logits: torch.Tensor, labels: torch.Tensor, coarse_of_fine, tau: float = 1.0) -> dict:
     """Teacher probability on the true class, on its siblings (the other fine classes of its
     coarse class) and on all other classes; per-class ratio sibling / non-sibling."""

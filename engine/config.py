@@ -49,6 +49,7 @@ class RunConfig:
     model_options: dict = field(default_factory=dict)
     label_noise: LabelNoise = LabelNoise()
     teacher_cache: bool = False          # look teacher logits up by (image, view) instead of a forward pass
+    method: str = ""                     # a tag: the method's one name (reproduce/methods.py; not in the run id)
 
     @property
     def is_teacher(self) -> bool:
@@ -74,6 +75,7 @@ class RunConfig:
         d = self.to_dict()
         d.pop("experiment")      # a tag: the same config asked for by two scripts is one run
         d.pop("teacher_cache")   # a cache gives the same logits; tested for equality
+        d.pop("method")          # a name for the objective the other fields already define
         return d
 
     @property
@@ -142,7 +144,7 @@ def check_experiment(name) -> str:
 
 def make_config(experiment, dataset, model, *, loss="ce", loss_hparams=None, teachers=(), ensemble="mean",
                 recipe="smoke", recipe_overrides=None, seed=0, dataset_options=None, model_options=None,
-                label_noise=None, teacher_cache=False) -> RunConfig:
+                label_noise=None, teacher_cache=False, method: str = "") -> RunConfig:
     """Build a RunConfig from names; resolves and validates the recipe."""
     check_experiment(experiment)
     if ensemble not in ("mean", "sum"):
@@ -158,4 +160,4 @@ def make_config(experiment, dataset, model, *, loss="ce", loss_hparams=None, tea
         loss_hparams=dict(loss_hparams or {}), teachers=tuple(teachers), ensemble=ensemble,
         recipe=resolved.to_dict(),
         seed=int(seed), dataset_options=dict(dataset_options or {}), model_options=dict(model_options or {}),
-        label_noise=label_noise or LabelNoise(), teacher_cache=teacher_cache)
+        label_noise=label_noise or LabelNoise(), teacher_cache=teacher_cache, method=method)

@@ -20,22 +20,46 @@ Outputs: results/compare/<profile>/ (`make compare`).
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 from reproduce.decoupled_kl import PAPER_PAIRS, PAPER_PROFILE as P2_PAPER, Paper2
+from reproduce import methods
 from reproduce.plan import Best, Claim, Figure, Plan, Runs, Section, Table, cell, kl_hparams
 from reproduce.profiles import MINI100, SMOKE, Profile
 from reproduce.runner import Experiment, paper_main
 
 NAME = "compare"
-KL_TAUS = (1.0, 4.0, 20.0, float("inf"))
-TALD_SCALES = (0.1, 0.25, 0.5, 1.0)
+KL_TAUS = (1.0, 4.0, 20.0)
+TALD_SCALES = (0.0, 0.25, 0.5, 1.0)
 # The choices the validation search supports (its table and claims):
-KL_TAU, TALD_SCALE = 4.0, 0.5
+KL_TAU, TALD_SCALE = 1.0, 0.25
 PAPER_COMPARE = ("resnet32x4->resnet8x4", "resnet32x4->ShuffleV1")
 VALIDATION = {"validation": 1000}
+MARGIN = 0.5        # points of top-1: the smallest difference we would call a difference (equivalence band)
+PAPER_SAYS = {      # what each method's paper says against KD (CIFAR-100 Table 13/14 of paper 2; paper 1; paper 3)
+    "CE + KL": "paper 3's baseline (no claim against KD)",
+    methods.kl_alone_name(KL_TAU): "paper 1: KL alone with a large tau is a strong KD",
+    "LMSE": "paper 1: LMSE at least as good as the best KL",
+    "DKD": "paper 2 (mdistiller): DKD above KD on every CIFAR pair",
+    "DKL": "paper 2: DKL has KL's gradient (no gain claimed without IKL's changes)",
+    "IKL-KD": "paper 2: IKL-KD above KD and DKD",
+    "IKL-KD + GI": "paper 2: IKL-KD (with global weights, as described) above KD",
+    methods.tald_name(TALD_SCALE): "paper 3: TALD-KD above KD",
+    methods.tald_name(TALD_SCALE, kd_weights=True): "paper 3: TALD-KD above KD",
+    "KD + LS": "Sun et al. CVPR 2024: KD + LS above KD",
+    "DKD + LS": "Sun et al. CVPR 2024: DKD + LS above DKD and KD",
+}
+ONE_CHANGE_SAYS = {
+    methods.tald_name(TALD_SCALE): "paper 3: the noise is what helps",
+    methods.tald_name(TALD_SCALE, kd_weights=True): "paper 3: the noise is what helps",
+    "DKL": "paper 2, Theorem 1: DKL and KL have the same gradient",
+    "IKL-KD + GI": "paper 2: global weights help",
+    "DKD + LS": "Sun et al.: LS helps DKD",
+}
 
 
 class Compare:
-    def __init__(self, profile: Profile, seeds: tuple):
+    def __init__(self, profile: Profile, seeds: tuple, extra: tuple = ()):
         self.p, self.seeds = profile, seeds
         self.p2 = Paper2(profile, seeds)
         self.paper = profile.name == "paper"
@@ -45,108 +69,128 @@ class Compare:
         else:
             pairs = [next(p for p in pairs if p.table == t) for t in ("13", "14")]
         self.pairs = pairs
+        self.extra = tuple(extra)        # researchers' own methods (--method), reproduce/plugins.py
 
     def caption(self) -> str:
         return f"Ours: {self.p.dataset} ({self.p.note})."
 
-    def methods(self, pair, seed: int, runs: Runs | None = None, tau: float = KL_TAU, scale: float = TALD_SCALE) -> dict:
+    def method_names(self) -> list:
+        """Every method of the table, each a name of reproduce/methods.py (one objective each)."""
+        return ["CE", "KD", "CE + KL", methods.kl_alone_name(KL_TAU), "LMSE", "CE + LMSE", "DKD", "DKL", "IKL-KD",
+                "IKL-KD + GI", methods.tald_name(TALD_SCALE), methods.tald_name(TALD_SCALE, kd_weights=True),
+                "KD + LS", "DKD + LS", *[m.name for m in self.extra]]
+
+    def run(self, pair, name: str, seed: int):
+        p2 = self.p2
+        extra = {m.name: m for m in self.extra}
+        if name in extra:
+            return extra[name].config(p2._runs(pair), pair, seed, p2.teacher(pair, seed))
+        return p2._runs(pair).method(name, pair, pair.student, seed, teachers=p2.teacher(pair, seed),
+                                     recipe=pair.recipe)
+
+    def methods(self, pair, seed: int) -> dict:
         """{method: config} for one pair and seed."""
-        p2, t = self.p2, self.p2.teacher(pair)
-        runs = runs or p2._runs(pair)
-        protocol = {"ce_weight": 1.0, "warmup_epochs": pair.warmup}
-
-        def student(loss, hp=None, over=None):
-            return runs.student(pair.student, loss, seed, teachers=t, hparams=hp, recipe=pair.recipe, overrides=over)
-
-        return {
-            "CE": p2.method(pair, "student (CE)", seed),
-            "KD (KL tau 4, alpha 0.9)": p2.method(pair, "KD", seed),
-            f"KL tau={tau:g} alone (paper 1)": student("kl", kl_hparams(tau)),
-            "LMSE (paper 1)": student("mse"),
-            "DKD": p2.method(pair, "DKD", seed),
-            "DKL alpha=beta=1 (paper 2)": p2.method(pair, "other", seed, loss="dkl",
-                                                    hparams={"alpha": 1.0, "beta": 1.0, "tau": pair.tau}),
-            "IKL-KD, GI off (paper 2)": p2.method(pair, "IKL-KD (GI off)", seed),
-            "IKL-KD, GI on (paper 2)": p2.method(pair, "IKL-KD (GI on)", seed),
-            f"TALD Gaussian {scale:g} (paper 3)": student("tald", {"base": "kl", "tau": 4.0, "scale": scale},
-                                                          {"ce_weight": 1.0, "kd_weight": 1.0}),
-            "KD + logit standardization": student("ls", {"base": "kl", "tau": 2.0}, {"ce_weight": 0.1, "kd_weight": 9.0}),
-            "DKD + logit standardization": student("ls", {"base": "dkd", "tau": 2.0, "beta": pair.dkd_beta}, protocol),
-        }
+        return {name: self.run(pair, name, seed) for name in self.method_names()}
 
     # --- the table -------------------------------------------------------------------------
     def table(self, pairs=None, table_name: str = "comparison", section: str = "table") -> Section:
         rows, forest, cells = [], [], {}
         for pair in pairs or self.pairs:
             per = {s: self.methods(pair, s) for s in self.seeds}
-            names = list(per[self.seeds[0]])
-            kd = cell({s: per[s]["KD (KL tau 4, alpha 0.9)"] for s in self.seeds})
+            kd = cell({s: per[s]["KD"] for s in self.seeds})
             where = pair.name or pair.key
-            for name in names:
-                c = cell({s: per[s][name] for s in self.seeds})
-                diff = cell({s: per[s][name] for s in self.seeds}, minus=kd)
+            for name in self.method_names():
+                runs = {s: per[s][name] for s in self.seeds}
+                c, diff = cell(runs), cell(runs, minus=kd, reduce="interval")
                 cells[(pair.key, name)] = c
-                cells[(pair.key, name, "diff")] = diff
-                rows.append({"pair": where, "method": name, "test top-1 % (last epoch)": c,
-                             "mean of last 10": cell({s: per[s][name] for s in self.seeds}, "last10_test_top1"),
-                             "paired difference to KD": diff if name != "KD (KL tau 4, alpha 0.9)" else ""})
-                forest.append({"pair": where, "method": name, "diff": diff, "acc": c})
-            teacher = self.p2.teacher(pair)
-            rows.append({"pair": where, "method": f"teacher {teacher.model}", "test top-1 % (last epoch)": cell([teacher])})
+                rows.append({"pair": where, "method": name, "objective": methods.config_words(runs[self.seeds[0]]),
+                             "test top-1 % (last epoch)": c, "mean of last 10": cell(runs, "last10_test_top1"),
+                             "minus KD, same seed (95 % CI)": diff if name != "KD" else ""})
+                forest.append({"pair": where, "method": name, "diff": diff if name != "KD" else None, "acc": c})
+            teachers = cell({s: self.p2.teacher(pair, s) for s in self.seeds})
+            cells[(pair.key, "teacher")] = teachers
+            rows.append({"pair": where, "method": f"teacher {pair.teacher}", "objective": "CE",
+                         "test top-1 % (last epoch)": teachers})
         self._cells = cells if section == "table" else getattr(self, "_cells", cells)
+        teacher_note = ("one teacher per pair, as the papers" if not self.p.nested_teachers else
+                        "student seed s distils teacher seed s, so every interval holds the teacher's variance")
         t = Table(table_name, f"Every logit loss on the same pairs, seeds and recipe: test top-1 %. {self.caption()}",
-                  ("pair", "method", "test top-1 % (last epoch)", "mean of last 10", "paired difference to KD"),
+                  ("pair", "method", "objective", "test top-1 % (last epoch)", "mean of last 10",
+                   "minus KD, same seed (95 % CI)"),
                   tuple(rows), statistic="last epoch",
-                  note=f"Paired difference: per seed, the method minus KD of the same seed, then mean ± std over "
-                       f"seeds. KL's tau ({KL_TAU:g}) and TALD's scale ({TALD_SCALE:g}) were chosen on the validation "
-                       "split (`search`); DKD's and IKL-KD's settings are paper 2's (mini: its validation search). "
-                       "TALD's noise law is our assumption (paper 3 publishes none).")
+                  note=f"Teachers: {teacher_note}. Minus KD: per seed, the method minus KD of the same seed; mean and "
+                       "its 95 % Student-t interval over seeds. KL's tau and TALD's scale were chosen on the "
+                       "validation split (`search`); DKD's and IKL-KD's settings are paper 2's (mini: its validation "
+                       "search). TALD's noise law is our assumption (paper 3 publishes none).")
         fig = Figure(table_name, "forest", {"rows": forest})
-        return Section(section, (t,), (fig,), runs=tuple(self.p2.teacher(p) for p in pairs or self.pairs))
+        runs = tuple({t.run_id: t for p in pairs or self.pairs for t in self.p2.teachers(p)}.values())
+        return Section(section, (t,), (fig,), runs=runs)
 
     # --- search on the validation split ------------------------------------------------------
     def search(self) -> Section:
-        pair, s = self.pairs[0], self.seeds[0]
+        """KL's tau (alone) and TALD's noise scale on the validation split, 3 seeds per setting, each
+        seed with its own teacher; scale 0 is CE + KL, the base TALD adds noise to."""
+        pair, seeds = self.pairs[0], self.seeds[:3]
         if self.p.dataset == "mnist1d_hier":
             val = Runs(Profile(**{**self.p.__dict__, "dataset_options": {**self.p.dataset_options, **VALIDATION}}),
                        self.seeds, NAME)
         else:
             val = self.p2._runs(pair)
         teacher_recipe = self.p2.teacher_recipe or "mdistiller_cifar"
-        t = val.teacher(pair.teacher, recipe=teacher_recipe)
 
-        def student(loss, hp, over=None):
-            return val.student(pair.student, loss, s, teachers=t, hparams=hp, recipe=pair.recipe, overrides=over)
+        def teacher(s):
+            return val.teacher(pair.teacher, recipe=teacher_recipe, seed=val.teacher_seed_for(s))
+
+        def student(name):
+            return {s: val.method(name, pair, pair.student, s, teachers=teacher(s), recipe=pair.recipe) for s in seeds}
 
         self._search = {
-            "tau": {f"{tau:g}": student("kl", kl_hparams(tau)) for tau in KL_TAUS},
-            "scale": {f"{sc:g}": student("tald", {"base": "kl", "tau": 4.0, "scale": sc},
-                                         {"ce_weight": 1.0, "kd_weight": 1.0}) for sc in TALD_SCALES}}
-        rows = [{"method": "KL alone", "setting": f"tau={k}", "validation top-1 %": cell([c])}
+            "tau": {f"tau={tau:g}": student(methods.kl_alone_name(tau)) for tau in KL_TAUS},
+            "scale": {f"scale={sc:g}": student(methods.tald_name(sc)) for sc in TALD_SCALES}}
+        rows = [{"method": "KL alone", "setting": k, "validation top-1 %": cell(c)}
                 for k, c in self._search["tau"].items()]
-        rows += [{"method": "TALD (CE + KD)", "setting": f"scale={k}", "validation top-1 %": cell([c])}
+        rows += [{"method": "TALD (CE + KL on noisy teacher logits)", "setting": k, "validation top-1 %": cell(c)}
                  for k, c in self._search["scale"].items()]
         table = Table("search", f"The comparison's choices on the validation split (1000 training signals held out), "
-                      f"pair {pair.name or pair.key}, seed {s}. {self.caption()}",
-                      ("method", "setting", "validation top-1 %"), tuple(rows), statistic="last epoch")
-        return Section("search", (table,), runs=(t,))
+                      f"pair {pair.name or pair.key}, seeds {', '.join(map(str, seeds))}, each with its own teacher. "
+                      f"{self.caption()}", ("method", "setting", "validation top-1 %"), tuple(rows),
+                      statistic="last epoch")
+        return Section("search", (table,), runs=tuple(teacher(s) for s in seeds))
 
     def claims(self) -> list:
         out = []
         if hasattr(self, "_search"):
-            out += [Claim(f"KL's tau {KL_TAU:g} is the best on validation", "our search",
-                          Best(tuple((k, cell([c])) for k, c in self._search["tau"].items())), name_a=f"{KL_TAU:g}",
-                          kind="best"),
-                    Claim(f"TALD's scale {TALD_SCALE:g} is the best on validation", "our search",
-                          Best(tuple((k, cell([c])) for k, c in self._search["scale"].items())),
-                          name_a=f"{TALD_SCALE:g}", kind="best")]
+            out += [Claim(f"KL's tau {KL_TAU:g} is the choice on validation (KL alone)", "our search",
+                          Best(tuple((k, cell(c)) for k, c in self._search["tau"].items())),
+                          name_a=f"tau={KL_TAU:g}", kind="choice"),
+                    Claim(f"TALD's scale {TALD_SCALE:g} is the choice on validation", "our search",
+                          Best(tuple((k, cell(c)) for k, c in self._search["scale"].items())),
+                          name_a=f"scale={TALD_SCALE:g}", kind="choice")]
+        c = self._cells
         for pair in self.pairs:
             where = pair.name or pair.key
-            for name in ("IKL-KD, GI off (paper 2)", "DKD", f"TALD Gaussian {TALD_SCALE:g} (paper 3)",
-                         "KD + logit standardization", "LMSE (paper 1)"):
-                out.append(Claim(f"{name} beats KD on {where} (paired over seeds)", "the method's paper: better than KD",
-                                 self._cells[(pair.key, name, "diff")], name_a=f"{name.split(' (')[0]} − KD",
-                                 kind="positive", unit=" points"))
+            diff = lambda a, b: replace(c[(pair.key, a)], minus=c[(pair.key, b)])  # noqa: E731
+            out.append(Claim(f"KD beats CE on {where}", "all three papers: KD above CE", diff("KD", "CE"),
+                             name_a="KD − CE", unit=" points", margin=MARGIN))
+            family = f"against KD, {where}"
+            for name in self.method_names():
+                if name in ("CE", "KD"):
+                    continue
+                out.append(Claim(f"{name} beats KD on {where}", PAPER_SAYS.get(name, "the method's paper: above KD"),
+                                 diff(name, "KD"), name_a=f"{name} − KD", unit=" points", margin=MARGIN, family=family))
+            family = f"one change, {where}"
+            tald, tald_kd = methods.tald_name(TALD_SCALE), methods.tald_name(TALD_SCALE, kd_weights=True)
+            for a, b, what, direction in ((tald, "CE + KL", "noise on the teacher logits (CE 1, KL 1)", ">"),
+                                          (tald_kd, "KD", "noise on the teacher logits (KD's 0.1 / 0.9)", ">"),
+                                          ("CE + KL", "KD", "the CE weight, 1 against 0.1 (KL weight 1 against 0.9)", ">"),
+                                          ("DKL", "CE + KL", "DKL's form (the same gradient) and its 8-epoch warm-up", "="),
+                                          ("CE + LMSE", "LMSE", "a CE term beside LMSE", ">"),
+                                          ("IKL-KD + GI", "IKL-KD", "class-wise global weights", ">"),
+                                          ("DKD + LS", "DKD", "logit standardization on DKD (authors' weights x9)", ">")):
+                verb = "changes nothing beyond the margin" if direction == "=" else f"beats {b}"
+                out.append(Claim(f"One change, {what}: {a} {verb} on {where}", ONE_CHANGE_SAYS.get(a, "our question"),
+                                 diff(a, b), name_a=f"{a} − {b}", unit=" points", margin=MARGIN, family=family,
+                                 direction=direction))
         return out
 
     def plan(self) -> Plan:

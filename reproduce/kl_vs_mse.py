@@ -48,7 +48,7 @@ from reproduce.runner import Experiment, paper_main
 NAME = "kl_vs_mse"
 PAPER_PROFILE = Profile(
     name="paper", dataset="cifar100", teacher_recipe="kl_vs_mse_cifar", student_recipe="kl_vs_mse_cifar",
-    seeds=(9999,), dataset_options={"norm": "kd_data"}, device="gpu",
+    seeds=(9999,), dataset_options={"norm": "kd_data"}, device="gpu", nested_teachers=False,
     note="paper 1 official setting: CIFAR-100, WRN-28-4 -> WRN-16-2, 200 epochs, seed 9999")
 
 

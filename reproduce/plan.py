@@ -26,6 +26,7 @@ import math
 from dataclasses import dataclass, field
 
 from engine import LabelNoise, RunConfig, make_config, teacher_config
+from reproduce import methods
 from reproduce.profiles import Profile
 
 CLEAN = LabelNoise()
@@ -43,7 +44,8 @@ class Cell:
     metric: str = "final_test_top1"
     digits: int = 2
     against: RunConfig | None = None
-    reduce: str = "stat"          # "stat": mean ± std over runs; "first": the first run's value, as text
+    reduce: str = "stat"          # "stat": mean ± std over runs; "first": the first run's value, as text;
+                                  # "interval": with `minus`, the paired difference and its 95 % interval
     args: dict = field(default_factory=dict)   # JSON-able arguments of a derived metric (e.g. tau)
     minus: "Cell | None" = None   # paired difference: this cell's value minus `minus`'s, seed by seed
 
@@ -61,9 +63,10 @@ def cell(runs, metric: str = "final_test_top1", digits: int = 2, **kw) -> Cell:
 class PaperNumber:
     """The paper's number for a cell: a key of docs/numbers/<paper>.csv, or no number (`text`
     for a qualitative statement, '–' when empty)."""
-    key: str | None = None
+    key: str | None = None        # "<other paper>:<key>" reads another paper's numbers file
     text: str = ""
     unverified: bool = False      # only for text; a number's status comes from the numbers file
+    minus: str | None = None      # a second key: the cell is key's number minus this one's
 
 
 NOT_REPORTED = PaperNumber()
@@ -96,9 +99,17 @@ class Best:
 
 @dataclass(frozen=True)
 class Claim:
-    """Claim: cell `a` is larger than cell `b` by more than `margin` (kind "compare"); cell `a`
-    against a fixed `bound` (kind "threshold", `op` ">=" or "<="); a named check of the paper's
-    analysis module (kind "check", with `data`); or not run at this profile ("not run")."""
+    """One claim and how it is decided (analysis/evidence.py, analysis/render.py). Kinds:
+
+    - "contrast": A against B over seed-matched runs (`b` None: `a` is itself a paired difference),
+      `direction` ">" (A beats B), "<" or "=" (no difference: needs `margin`); `margin` is the
+      smallest difference that would matter (the equivalence band +- margin); claims sharing a
+      `family` (many methods against one baseline) are Holm-corrected together.
+    - "check": an exact identity computed by the paper's analysis module (`data`).
+    - "threshold": a quantity against a fixed `bound` (`op` ">=" or "<="), over its n runs.
+    - "choice": a validation search (`a` a `Best` of the grid in order, `name_a` the declared setting).
+    - "order": two lists of cells (`data` first / second) ranked in the same order?
+    - "not run": cannot run at this profile (`reason`)."""
     text: str                     # may hold {best}: the name of the option a `Best` picked
     paper: str                    # the paper's statement; {key} placeholders take numbers
     a: Cell | Best | None = None
@@ -106,10 +117,12 @@ class Claim:
     name_a: str = ""
     name_b: str = ""
     unit: str = ""
-    kind: str = "compare"
+    kind: str = "contrast"
     data: dict = field(default_factory=dict)
     reason: str = ""              # for "not run"
-    margin: float = 0.0           # compare: is mean(a) - mean(b) - margin > 2 SE?
+    direction: str = ">"          # contrast
+    margin: float = 0.0           # contrast: equivalence band, in the metric's unit
+    family: str = ""              # contrast: Holm family
     op: str = ">="                # threshold
     bound: float = 0.0            # threshold
 
@@ -174,8 +187,9 @@ def runs_in(x):
 # --- making run configs for a profile --------------------------------------------------
 @dataclass(frozen=True)
 class Runs:
-    """Run configs of one paper at one profile: teachers in the teacher store's sense (CE runs
-    of the profile's teacher recipe, seed = the first seed) and students."""
+    """Run configs of one paper at one profile: teachers (CE runs of the profile's teacher recipe)
+    and students. With nested teachers (every mini profile) student seed s distils teacher seed s;
+    otherwise (paper profiles, as the papers do) every student distils the teacher of the first seed."""
     profile: Profile
     seeds: tuple
     tag: str                      # experiment tag written into config.json
@@ -183,6 +197,10 @@ class Runs:
     @property
     def teacher_seed(self) -> int:
         return self.profile.seeds[0]
+
+    def teacher_seed_for(self, seed: int) -> int:
+        """The seed of the teacher that student seed `seed` distils."""
+        return seed if self.profile.nested_teachers else self.teacher_seed
 
     def _options(self, model: str) -> dict | None:
         return dict(self.profile.model_options.get(model, {})) or None
@@ -197,7 +215,8 @@ class Runs:
                               label_noise=noise)
 
     def student(self, model: str, loss: str, seed: int, *, teachers=(), hparams=None, noise: LabelNoise = CLEAN,
-                recipe: str | None = None, overrides: dict | None = None, ensemble: str = "mean") -> RunConfig:
+                recipe: str | None = None, overrides: dict | None = None, ensemble: str = "mean",
+                method: str = "") -> RunConfig:
         """A student run; `ce` takes no teacher. Hyperparameters at their defaults should be left
         out of `hparams` so that equal runs of other scripts get the same run id."""
         p = self.profile
@@ -206,7 +225,21 @@ class Runs:
                            teachers=[t.run_id for t in teachers], ensemble=ensemble,
                            recipe=recipe or p.student_recipe,
                            recipe_overrides={**p.recipe_overrides, **(overrides or {})} or None, seed=seed,
-                           dataset_options=p.dataset_options, model_options=self._options(model), label_noise=noise)
+                           dataset_options=p.dataset_options, model_options=self._options(model), label_noise=noise,
+                           method=method)
+
+    def method(self, name: str, pair, model: str, seed: int, *, teachers=(), recipe: str | None = None,
+               overrides: dict | None = None, noise: LabelNoise = CLEAN, ensemble: str = "mean") -> RunConfig:
+        """The run of method `name` (reproduce/methods.py: its whole objective, the CE weight and
+        warm-up included) for `pair`'s settings; `overrides` may only touch the recipe, not the objective."""
+        obj = methods.method(name, pair)
+        clash = set(overrides or {}) & set(obj.overrides())
+        if clash:
+            raise ValueError(f"method '{name}': {', '.join(sorted(clash))} belong to the method, not the recipe")
+        if obj.loss == "ce":
+            return self.student(model, "ce", seed, recipe=recipe, overrides=overrides, noise=noise, method=name)
+        return self.student(model, obj.loss, seed, teachers=teachers, hparams=obj.hparams, noise=noise, recipe=recipe,
+                            overrides={**(overrides or {}), **obj.overrides()}, ensemble=ensemble, method=name)
 
     def per_seed(self, model: str, loss: str, **kw) -> dict:
         """{seed: student config} over the plan's seeds."""

@@ -23,11 +23,15 @@ class Profile:
     dataset: str
     teacher_recipe: str
     student_recipe: str
-    seeds: tuple                    # training seeds; teachers train once, with the first
+    seeds: tuple                    # training seeds
     dataset_options: dict = field(default_factory=dict)
     model_options: dict = field(default_factory=dict)      # model name -> constructor options
     recipe_overrides: dict = field(default_factory=dict)   # applied to teacher and student recipes
     device: str = "cpu"             # what it is sized for: "cpu" (costs in CPU-minutes) or "gpu" (GPU-hours)
+    # Teachers nested in seeds: student seed s distils teacher seed s (each teacher trained once per
+    # seed and shared by every method of that seed), so a paired interval holds the teacher's
+    # variance too. Off (one teacher, the first seed) only where the papers do so: the paper profiles.
+    nested_teachers: bool = True
     note: str = ""
 
 

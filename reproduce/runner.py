@@ -29,6 +29,7 @@ from engine.sweep import schedule
 from losses import loss_label
 from reproduce import costs
 from reproduce.cli import Parser, main_guard, threads_per_process
+from reproduce.methods import config_words
 from reproduce.plan import Best, Cell, Claim, Figure, PaperNumber, Plan, Section, Table, configs_of, runs_in
 from reproduce.profiles import Profile, get_profile
 
@@ -76,10 +77,21 @@ def load_numbers(paper: str) -> dict:
 def resolve_number(p: PaperNumber, numbers: dict, paper: str) -> dict:
     if p.key is None:
         return {"value": None, "text": p.text, "unverified": p.unverified, "key": None, "source": ""}
-    if p.key not in numbers:
-        raise KeyError(f"{paper}: no paper number '{p.key}' in reproduce/numbers/{paper}.csv")
-    n = numbers[p.key]
-    return {"value": n["value"], "text": "", "unverified": not n["verified"], "key": p.key, "source": n["source"]}
+    a = _number(p.key, numbers, paper)
+    if p.minus is None:
+        return {"value": a["value"], "text": "", "unverified": not a["verified"], "key": p.key, "source": a["source"]}
+    b = _number(p.minus, numbers, paper)
+    return {"value": round(a["value"] - b["value"], 6), "text": "", "unverified": not (a["verified"] and b["verified"]),
+            "key": f"{p.key} - {p.minus}", "source": a["source"]}
+
+
+def _number(key: str, numbers: dict, paper: str) -> dict:
+    if ":" in key:          # another paper's number (e.g. the CIFAR pairs beside the mini ones)
+        paper, key = key.split(":", 1)
+        numbers = load_numbers(paper)
+    if key not in numbers:
+        raise KeyError(f"{paper}: no paper number '{key}' in reproduce/numbers/{paper}.csv")
+    return numbers[key]
 
 
 def resolve_statement(text: str, numbers: dict, paper: str) -> str:
@@ -125,11 +137,17 @@ def describe(c: RunConfig, index: dict) -> str:
     return f"{c.model} {loss_label(c.loss, c.loss_hparams)}{noise} seed {c.seed}{src}"
 
 
+def run_entry(c: RunConfig, index: dict) -> dict:
+    """What runs.csv says of a run beside its numbers: its description, method, objective, teacher."""
+    return {"label": describe(c, index), "method": c.method or ("teacher" if c.is_teacher else config_words(c)),
+            "objective": config_words(c), "model": c.model, "seed": c.seed, "teachers": list(c.teachers)}
+
+
 def manifest(plan: Plan, item, numbers: dict, index: dict) -> dict:
     runs = {c.run_id: c for c in runs_in(item.rows if isinstance(item, Table) else ())}
     runs |= {c.run_id: c for c in runs_in(item.data)}
     common = {"paper": plan.paper, "profile": plan.profile.name, "seeds": list(plan.seeds), "name": item.name,
-              "runs": {rid: describe(c, index) for rid, c in sorted(runs.items())}}
+              "runs": {rid: run_entry(c, index) for rid, c in sorted(runs.items())}}
     if isinstance(item, Figure):
         return common | {"type": "figure", "kind": item.kind, "data": encode(item.data, numbers, plan.paper)}
     return common | {"type": "table", "kind": item.kind, "title": item.title, "note": item.note,
@@ -145,12 +163,13 @@ def claims_manifest(plan: Plan, numbers: dict, index: dict) -> dict:
                        "a": encode(c.a, numbers, plan.paper), "b": encode(c.b, numbers, plan.paper),
                        "name_a": c.name_a, "name_b": c.name_b, "unit": c.unit, "kind": c.kind,
                        "data": encode(c.data, numbers, plan.paper), "reason": c.reason,
-                       "margin": c.margin, "op": c.op, "bound": c.bound})
+                       "direction": c.direction, "margin": c.margin, "family": c.family, "op": c.op,
+                       "bound": c.bound})
     runs = {r.run_id: r for c in plan.claims for r in runs_in([c.a, c.b, c.data])}
     return {"paper": plan.paper, "profile": plan.profile.name, "seeds": list(plan.seeds), "type": "claims",
             "name": "claims", "title": plan.claims_title, "note": plan.claims_note, "statistic": plan.statistic,
             "claims": claims,
-            "runs": {rid: describe(c, index) for rid, c in sorted(runs.items())}}
+            "runs": {rid: run_entry(c, index) for rid, c in sorted(runs.items())}}
 
 
 def write_manifest(path: Path, obj: dict) -> None:
@@ -343,6 +362,11 @@ def train(configs: list[RunConfig], *, profile: Profile, jobs: int | None = None
         log(f"trained {sum(t['runs'] for t in timings)} run(s) in {time.time() - t0:.0f} s wall")
         if timings_dir is not None:
             write_timings(timings_dir, timings, time.time() - t0, jobs)
+    from engine.fit import write_fit
+
+    for c in configs:       # how each teacher fits its training set (the regime table reads it)
+        if c.is_teacher and RunDir(c).finished and write_fit(c, data_root):
+            log(f"  measured the fit of {c.run_id} on its training set")
 
 
 def render_command(plan: Plan, command: str, out: Path) -> list[Path]:
