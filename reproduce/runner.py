@@ -328,7 +328,7 @@ def prepare(experiment: Experiment, command: str, profile: str | None = None, se
 
 def train(configs: list[RunConfig], *, profile: Profile, jobs: int | None = None, device: str = "auto",
           data_root=None, download: bool = False, quiet: bool = False, launcher: dict | None = None,
-          timings_dir: Path | None = None, log=print) -> None:
+          timings_dir: Path | None = None, log=print, wandb: bool = False) -> None:
     """Validate every unfinished config, then train them (teachers first), logging timings."""
     todo = [c for c in configs if not RunDir(c).finished]
     if todo and (launcher or {}).get("precheck", True):
@@ -338,7 +338,7 @@ def train(configs: list[RunConfig], *, profile: Profile, jobs: int | None = None
     jobs = jobs or default_jobs(profile, device)
     t0 = time.time()
     timings = train_missing(schedule(configs), jobs=jobs, quiet=quiet, log=log, device=device, data_root=data_root,
-                            download=download, launcher=launcher)
+                            download=download, launcher=launcher, **({"wandb": True} if wandb else {}))
     if timings:
         log(f"trained {sum(t['runs'] for t in timings)} run(s) in {time.time() - t0:.0f} s wall")
         if timings_dir is not None:
@@ -356,7 +356,8 @@ def render_command(plan: Plan, command: str, out: Path) -> list[Path]:
 
 def run(experiment: Experiment, command: str, *, profile: str | None = None, seeds=None, device: str = "auto",
         data_root=None, download: bool = False, quiet: bool = False, dry: bool = False, jobs: int | None = None,
-        out: Path | None = None, launcher: dict | None = None, status: bool = False, log=print) -> list[Path]:
+        out: Path | None = None, launcher: dict | None = None, status: bool = False, log=print,
+        wandb: bool = False) -> list[Path]:
     """Train what `command` needs (unless dry or analyze) and render its outputs; returns the files written.
     `status`: list the command's groups as queued / running / done / failed (from the run store) instead."""
     plan, configs = prepare(experiment, command, profile, seeds)
@@ -371,7 +372,7 @@ def run(experiment: Experiment, command: str, *, profile: str | None = None, see
     out = Path(out) if out is not None else out_dir(plan)
     if command != ANALYZE:
         train(configs, profile=plan.profile, jobs=jobs, device=device, data_root=data_root, download=download,
-              quiet=quiet, launcher=launcher, timings_dir=out, log=log)
+              quiet=quiet, launcher=launcher, timings_dir=out, log=log, wandb=wandb)
     return [] if command == TEACHERS else render_command(plan, command, out)
 
 
@@ -393,6 +394,8 @@ def build_parser(experiment: Experiment, module_doc: str) -> Parser:
     p.add_argument("--dry-run", action="store_true", help="list every run with its estimated cost; train nothing")
     p.add_argument("--status", action="store_true",
                    help="list the command's groups as queued / running / done / failed, from the run store alone")
+    p.add_argument("--wandb", action="store_true",
+                   help="also log every run's per-epoch scalars to Weights & Biases, offline (TensorBoard always)")
     from engine.launch import add_launcher_args
 
     add_launcher_args(p)
@@ -409,10 +412,14 @@ def paper_main(experiment: Experiment, module_doc: str = ""):
         from engine.launch import launcher_options
 
         launcher = launcher_options(args)
+        if args.wandb:
+            from engine.tblog import require_wandb
+
+            require_wandb()
         start = time.time()
         written = run(experiment, args.command, profile=args.profile, seeds=args.seeds, device=args.device,
                       data_root=args.data_root, quiet=args.quiet, dry=args.dry_run, jobs=args.jobs,
-                      download=args.download, launcher=launcher, status=args.status)
+                      download=args.download, launcher=launcher, status=args.status, wandb=args.wandb)
         for path in written:
             print(f"wrote {path}")
         if not (args.dry_run or args.status):
