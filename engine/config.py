@@ -49,6 +49,9 @@ class RunConfig:
     model_options: dict = field(default_factory=dict)
     label_noise: LabelNoise = LabelNoise()
     teacher_cache: bool = False          # look teacher logits up by (image, view) instead of a forward pass
+    imported: dict = field(default_factory=dict)   # released weights instead of training (engine/imported.py):
+    #   {"format", "sha256", "file"}; the file's path is a tag, the bytes (sha256) enter the run id.
+    #   Empty for trained runs, and then left out of config.json and the hash (their run ids did not change)
 
     @property
     def is_teacher(self) -> bool:
@@ -60,6 +63,8 @@ class RunConfig:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["teachers"] = list(self.teachers)
+        if not self.imported:
+            d.pop("imported")
         return d
 
     @staticmethod
@@ -74,6 +79,8 @@ class RunConfig:
         d = self.to_dict()
         d.pop("experiment")      # a tag: the same config asked for by two scripts is one run
         d.pop("teacher_cache")   # a cache gives the same logits; tested for equality
+        if "imported" in d:
+            d["imported"] = {k: v for k, v in d["imported"].items() if k != "file"}   # where it was read: a tag
         return d
 
     @property
@@ -84,6 +91,8 @@ class RunConfig:
 
     @property
     def slug(self) -> str:
+        if self.imported:
+            return f"{self.model}-{self.imported['format']}-s{self.seed}"
         parts = [self.model, self.loss]
         for key in ("tau", "alpha", "beta"):
             if key in self.loss_hparams:
