@@ -319,3 +319,17 @@ def test_paper_profile_takes_released_teachers_only_when_the_folder_holds_them(t
         from reproduce.kl_vs_mse import EXPERIMENT as paper1
 
         prepare(paper1, "all", "paper", teachers=["released"])
+
+
+def test_tables_call_released_teachers_so_in_their_row_or_column():
+    from reproduce.plan import Table, cell
+
+    t = released.imported_config("resnet32x4", "cifar100", "mdistiller", "ab" * 32)
+    s = make_config("t", "cifar100", "resnet8x4", loss="kl", teachers=[t.run_id], dataset_options={"norm": "mdistiller"})
+    rows = released._relabel(Table("x", "x", ("method", "top-1"), ({"method": "teacher resnet32x4", "top-1": cell([t])},
+                                                                     {"method": "KD", "top-1": cell([s])}))).rows
+    assert [r["method"] for r in rows] == ["teacher resnet32x4, released (mdistiller)", "KD"]
+    wide = released._relabel(Table("y", "y", ("pair", "teacher ours", "KD ours"),
+                                   ({"pair": "a", "teacher ours": cell([t]), "KD ours": cell([s])},)))
+    assert wide.columns == ("pair", "teacher ours, released (mdistiller)", "KD ours")
+    assert "teacher ours, released (mdistiller)" in wide.rows[0] and "released" in wide.note
