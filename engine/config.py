@@ -50,6 +50,9 @@ class RunConfig:
     label_noise: LabelNoise = LabelNoise()
     teacher_cache: bool = False          # look teacher logits up by (image, view) instead of a forward pass
     method: str = ""                     # a tag: the method's one name (reproduce/methods.py; not in the run id)
+    imported: dict = field(default_factory=dict)   # released weights instead of training (engine/imported.py):
+    #   {"format", "sha256", "file"}; the file's path is a tag, the bytes (sha256) enter the run id.
+    #   Empty for trained runs, and then left out of config.json and the hash (their run ids did not change)
 
     @property
     def is_teacher(self) -> bool:
@@ -61,6 +64,8 @@ class RunConfig:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["teachers"] = list(self.teachers)
+        if not self.imported:
+            d.pop("imported")
         return d
 
     @staticmethod
@@ -76,6 +81,8 @@ class RunConfig:
         d.pop("experiment")      # a tag: the same config asked for by two scripts is one run
         d.pop("teacher_cache")   # a cache gives the same logits; tested for equality
         d.pop("method")          # a name for the objective the other fields already define
+        if "imported" in d:
+            d["imported"] = {k: v for k, v in d["imported"].items() if k != "file"}   # where it was read: a tag
         return d
 
     @property
@@ -86,6 +93,8 @@ class RunConfig:
 
     @property
     def slug(self) -> str:
+        if self.imported:
+            return f"{self.model}-{self.imported['format']}-s{self.seed}"
         parts = [self.model, self.loss]
         for key in ("tau", "alpha", "beta"):
             if key in self.loss_hparams:

@@ -95,6 +95,11 @@ def fix_for(run_path: Path, force: bool = True) -> str:
     """How to repair the run directory `run_path`: retrain it from its config, or, without a
     readable config, delete it and rerun the command that asked for it."""
     if (run_path / "config.json").exists() and _json_ok(run_path / "config.json"):
+        config = json.loads((run_path / "config.json").read_text())
+        if isinstance(config, dict) and config.get("imported"):       # released weights: nothing to train
+            from engine.imported import import_command
+
+            return f"import it again: {import_command(config)}"
         return f"retrain it: {store_command(run_path.name, force)}"
     return f"delete {run_path} and rerun the command that planned it"
 

@@ -40,7 +40,7 @@ class LoadedTeacher:
     run_id: str
     model: torch.nn.Module
     sha256: str
-    recorded_top1: float
+    recorded_top1: float | None     # None: released weights not measured yet (engine/imported.py)
     num_classes: int
 
 
@@ -51,7 +51,7 @@ def load_teacher(run_id: str, num_classes: int, in_channels: int, device) -> Loa
     with _reading(rd.path):
         if not rd.finished or not rd.model_file.exists():
             raise UserError(f"teacher run {rd.path} is not finished; finish it: {store_command(run_id, force=False)}")
-        recorded_top1 = rd.summary()["final"]["test_top1"]
+        recorded_top1 = rd.summary()["final"].get("test_top1")    # None: imported, not measured yet
         digest = rd.verify_model()
         state = torch.load(rd.model_file, map_location="cpu", weights_only=True)
     model = build_model(rd.config.model, num_classes=num_classes, in_channels=in_channels, **rd.config.model_options)

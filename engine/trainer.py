@@ -33,9 +33,11 @@ from data.noise import load_or_make_noisy_labels
 from engine import distributed
 from engine.config import RunConfig
 from engine.fastops import accelerate
+from engine.imported import import_command, record_first_use
 from engine.evaluate import Predictions, agreement_metrics, classification_metrics, predict
 from engine.recipes import evaluates, kd_ramp, lr_at
 from engine.rundir import RunDir, atomic_torch_save, hold, results_root
+from engine.tblog import EpochWriters, require_wandb
 from engine.teachers import check_teacher_accuracy, load_teacher
 from losses import build_loss
 from models import build_model
@@ -62,6 +64,8 @@ class Member:
     forward: object = None          # model, or its torch.compile'd forward (GPU path)
     failed: str | None = None       # why it stopped (diverged); the others of the group go on
     rng_state: object = None        # the global RNG state at this member's epoch end, for its checkpoint
+    terms: dict = field(default_factory=dict)   # loss term -> this epoch's step values (detached), for TensorBoard
+    writers: EpochWriters | None = None         # TensorBoard (and W&B) scalars, rank 0 only
 
 
 def resolve_device(device: str) -> torch.device:
@@ -148,9 +152,12 @@ class Trainer:
 
     def __init__(self, configs, *, device="auto", data_root=None, download=False, force=False,
                  quiet=False, log_every=1, teacher_bank=None, stack="auto", fast=False, compile=False,
-                 bundle=None):
+                 bundle=None, wandb=False):
         check_group(configs)
         self.configs = configs
+        if wandb:
+            require_wandb()             # one line naming `pip install wandb`, before anything is written
+        self.wandb = bool(wandb)
         # torchrun (WORLD_SIZE > 1): data-parallel over ranks; otherwise a single process
         self.dist = distributed.context(device)
         self.device = resolve_device(distributed.resolve_device(device, self.dist))
@@ -207,9 +214,13 @@ class Trainer:
             for t in loaded:
                 accelerate(t.model)          # eval-mode forwards: the same values (engine/fastops.py)
         for t in loaded:
-            acc = classification_metrics(predict(t.model, self.bundle.test, EVAL_BATCH, self.device).logits,
-                                         self.bundle.test.labels)["test_top1"]
-            check_teacher_accuracy(t, acc)
+            fresh = t.recorded_top1 is None        # released weights, not measured yet: their outputs are kept
+            preds = predict(t.model, self.bundle.test, EVAL_BATCH, self.device, feature_rows=FEATURE_ROWS * fresh)
+            metrics = classification_metrics(preds.logits, self.bundle.test.labels)
+            if not fresh:
+                check_teacher_accuracy(t, metrics["test_top1"])
+            elif self.dist.is_main:
+                t.recorded_top1 = record_first_use(t.run_id, config, self.bundle, preds, metrics)
         return loaded
 
     def teacher_logits(self, x: torch.Tensor, batch) -> torch.Tensor | None:
@@ -249,6 +260,8 @@ class Trainer:
             rundir.create(str(self.device), force=self.force)   # (the other ranks only read, after rank 0)
         if rundir.started:
             self._restore(member)
+        if self.dist.is_main:
+            member.writers = EpochWriters(rundir.path, config.run_id, config.to_dict(), member.start_epoch, self.wandb)
         return member
 
     def _wrap_ddp(self, m: Member) -> None:
@@ -286,12 +299,14 @@ class Trainer:
         return {"run_id": m.config.run_id, "epoch": epoch_done, "model": model,
                 "optimizer": m.optimizer.state_dict(), "loss": m.loss_fn.state_dict(), "torch_rng": rng}
 
-    def _write_epoch(self, m: Member, row: dict, epoch_done: int) -> None:
-        """The epoch's metrics row, then its checkpoint (the order resume relies on: docs/runs.md).
-        Runs on an I/O thread while the main thread evaluates the other members: nothing of `m`
-        changes before the epoch's writes are waited for."""
+    def _write_epoch(self, m: Member, row: dict, epoch_done: int, terms: dict | None = None) -> None:
+        """The epoch's metrics row, then its checkpoint (the order resume relies on: docs/runs.md),
+        then its TensorBoard scalars. Runs on an I/O thread while the main thread evaluates the
+        other members: nothing of `m` changes before the epoch's writes are waited for."""
         m.rundir.append_metrics(row)
         self._checkpoint(m, epoch_done)
+        if m.writers is not None:
+            m.writers.write(row, terms or {})
 
     # ---------------------------------------------------------------- the loop
     def run(self) -> list[RunDir]:
@@ -305,14 +320,19 @@ class Trainer:
             raise UserError(f"runs in one group are at different epochs {sorted(starts)}; train them separately")
         start = starts.pop()
         self.stacked = self._maybe_stack(members)
-        for epoch in range(start, self.epochs):
-            if all(m.failed for m in members):
-                break
-            self._train_epoch(members, epoch)
-        if self.dist.is_main:
+        try:
+            for epoch in range(start, self.epochs):
+                if all(m.failed for m in members):
+                    break
+                self._train_epoch(members, epoch)
+            if self.dist.is_main:
+                for m in members:
+                    if not m.failed:
+                        self._finish(m)
+        finally:
             for m in members:
-                if not m.failed:
-                    self._finish(m)
+                if m.writers is not None:
+                    m.writers.close()
         self.dist.barrier()                    # every rank returns once the summaries exist
         failed = [m.failed for m in members if m.failed]
         if failed:
@@ -422,6 +442,7 @@ class Trainer:
                 if m.failed or not self._check_finite(m, step_losses[i].cpu(), epoch):
                     continue
                 m.loss_fn.end_epoch()
+                terms = self._epoch_terms(m, recipe, epoch)
                 if not self.dist.is_main:
                     continue
                 row = {"epoch": epoch + 1, "lr": m.optimizer.param_groups[0]["lr"],
@@ -431,15 +452,16 @@ class Trainer:
                        **(self._evaluate(m) if evaluates(recipe, epoch + 1) else {})}
                 m.rng_state = torch.get_rng_state()    # as at this member's epoch end
                 if self.io_threads:
-                    writes.append(_io_pool().submit(self._write_epoch, m, row, epoch + 1))
+                    writes.append(_io_pool().submit(self._write_epoch, m, row, epoch + 1, terms))
                 else:
-                    self._write_epoch(m, row, epoch + 1)
+                    self._write_epoch(m, row, epoch + 1, terms)
                 self._log(m, row)
         finally:
             for w in writes:          # every write finishes (or fails) before anything else happens
                 w.exception()
             for m in members:
                 m.rng_state = None
+                m.terms = {}              # a diverged member's step values too
         for w in writes:
             w.result()                # the first failure is raised here
 
@@ -471,12 +493,32 @@ class Trainer:
 
     def _objective(self, m: Member, recipe, zs, zt, y, epoch: int) -> torch.Tensor:
         if zt is None:
-            return m.loss_fn(zs, None, y)
+            total = m.loss_fn(zs, None, y)
+            self._note_terms(m, {})
+            return total
         kd = m.loss_fn(zs, zt, y)
         total = recipe.kd_weight * kd_ramp(recipe, epoch) * kd
+        parts = {"distill": kd}
         if recipe.ce_weight:
-            total = total + recipe.ce_weight * F.cross_entropy(zs.float(), y)
+            parts["label_ce"] = F.cross_entropy(zs.float(), y)
+            total = total + recipe.ce_weight * parts["label_ce"]
+        self._note_terms(m, parts)
         return total
+
+    @staticmethod
+    def _note_terms(m: Member, parts: dict) -> None:
+        """Keep this step's loss terms (detached, no device sync) for the epoch's TensorBoard means."""
+        for name, value in {**getattr(m.loss_fn, "terms", {}), **parts}.items():
+            m.terms.setdefault(name, []).append(value.detach())
+
+    def _epoch_terms(self, m: Member, recipe, epoch: int) -> dict:
+        """The epoch's mean of each loss term (one sync per epoch), and the distillation weight
+        with its warm-up; the step values are dropped."""
+        terms = {name: torch.stack(values).float().mean().item() for name, values in m.terms.items()}
+        m.terms = {}
+        if self.teachers:
+            terms["distill_weight"] = recipe.kd_weight * kd_ramp(recipe, epoch)
+        return terms
 
     def _check_finite(self, m: Member, losses: torch.Tensor, epoch: int) -> bool:
         """False (and the member stopped, with failed.json) when a step loss of this epoch was not
@@ -605,6 +647,10 @@ def train_group(configs: list[RunConfig], *, force=False, wait=True, **kwargs) -
     todo = [c for c in configs if force or not _finished(RunDir(c))]
     if not todo:
         return [RunDir(c) for c in configs]
+    for c in todo:
+        if c.imported:
+            raise UserError(f"run {c.run_id} holds released weights, it is never trained; import it: "
+                            f"{import_command(c)}")
     check_group(todo)
     checker = Checker(kwargs.get("data_root"), kwargs.get("download", False))
     with ctx.rank_zero_first():               # rank 0 may write data caches while building

@@ -81,7 +81,10 @@ def train_img_s(model: str, dataset: str) -> tuple[float, bool]:
 
 
 def group_cost_s(group) -> float:
-    """Estimated seconds to train a group of runs that share one data stream."""
+    """Estimated seconds to train a group of runs that share one data stream (imported teachers cost nothing)."""
+    group = [c for c in group if not c.imported]
+    if not group:
+        return 0.0
     first = group[0]
     epochs, dataset = first.recipe["epochs"], first.dataset
     teachers = [t.split("-")[0] for t in first.teachers]     # a run id starts with its model name

@@ -130,6 +130,10 @@ def encode(x, numbers: dict, paper: str):
 
 def describe(c: RunConfig, index: dict) -> str:
     """'cnn1d_student KL tau=20 seed 1 <- cnn1d_teacher CE seed 0' for listings and manifests."""
+    if c.imported:
+        from engine.imported import label
+
+        return f"{c.model} {label(c)}"
     src = ""
     if c.teachers:
         src = " <- " + " + ".join(describe(index[t], index) if t in index else t for t in c.teachers)
@@ -249,8 +253,10 @@ def dry_run(plan: Plan, stages, log=print) -> float:
             for c in g:
                 status = RunDir(c).status()
                 teacher = " + ".join(describe(index[t], index) if t in index else t for t in c.teachers) or "-"
-                log(f"{si:>5} {gi:>5}  {status:<8} {c.model:<15} {loss_label(c.loss, c.loss_hparams):<22} "
-                    f"{c.label_noise.tag:<8} {c.seed:>5} {c.recipe['epochs']:>6} {gcost / len(g) / scale:>12.2f}  "
+                what = describe(c, index).split(" ", 1)[1] if c.imported else loss_label(c.loss, c.loss_hparams)
+                cost = 0.0 if c.imported else gcost / sum(not x.imported for x in g) / scale
+                log(f"{si:>5} {gi:>5}  {status:<8} {c.model:<15} {what:<22} "
+                    f"{c.label_noise.tag:<8} {c.seed:>5} {c.recipe['epochs']:>6} {cost:>12.2f}  "
                     f"{teacher}")
     jobs = default_jobs(plan.profile, "cpu")
     log(f"# total: {total / scale:.2f} {unit}"
@@ -337,18 +343,28 @@ def out_dir(plan: Plan) -> Path:
     return results_root() / plan.paper / plan.profile.name
 
 
-def prepare(experiment: Experiment, command: str, profile: str | None = None, seeds=None) -> tuple[Plan, list]:
-    """The plan and the runs one command needs (a UserError for a command the profile lacks)."""
+def prepare(experiment: Experiment, command: str, profile: str | None = None, seeds=None,
+            teachers=None) -> tuple[Plan, list]:
+    """The plan and the runs one command needs (a UserError for a command the profile lacks);
+    `teachers`: the --teachers values (reproduce/released.py; None: released ones at the paper
+    profile when download_ckpts/ holds them)."""
+    from reproduce import released
+
+    mode, folder = released.parse(teachers)
     plan = experiment.plan(profile, seeds)
     if command not in (TEACHERS, ANALYZE, ALL) and command not in [s.name for s in plan.sections]:
         raise UserError(f"{experiment.name} has no command '{command}' at profile {plan.profile.name}")
+    plan = released.resolve(plan, mode, folder, {c.run_id for c in plan_configs(plan, command)})
     return plan, plan_configs(plan, command)
 
 
 def train(configs: list[RunConfig], *, profile: Profile, jobs: int | None = None, device: str = "auto",
           data_root=None, download: bool = False, quiet: bool = False, launcher: dict | None = None,
-          timings_dir: Path | None = None, log=print) -> None:
+          timings_dir: Path | None = None, log=print, wandb: bool = False) -> None:
     """Validate every unfinished config, then train them (teachers first), logging timings."""
+    from reproduce.released import import_missing
+
+    import_missing(configs, log)                       # released teachers: imported, never trained
     todo = [c for c in configs if not RunDir(c).finished]
     if todo and (launcher or {}).get("precheck", True):
         from engine.validate import validate_configs
@@ -357,7 +373,7 @@ def train(configs: list[RunConfig], *, profile: Profile, jobs: int | None = None
     jobs = jobs or default_jobs(profile, device)
     t0 = time.time()
     timings = train_missing(schedule(configs), jobs=jobs, quiet=quiet, log=log, device=device, data_root=data_root,
-                            download=download, launcher=launcher)
+                            download=download, launcher=launcher, **({"wandb": True} if wandb else {}))
     if timings:
         log(f"trained {sum(t['runs'] for t in timings)} run(s) in {time.time() - t0:.0f} s wall")
         if timings_dir is not None:
@@ -380,10 +396,11 @@ def render_command(plan: Plan, command: str, out: Path) -> list[Path]:
 
 def run(experiment: Experiment, command: str, *, profile: str | None = None, seeds=None, device: str = "auto",
         data_root=None, download: bool = False, quiet: bool = False, dry: bool = False, jobs: int | None = None,
-        out: Path | None = None, launcher: dict | None = None, status: bool = False, log=print) -> list[Path]:
+        out: Path | None = None, launcher: dict | None = None, status: bool = False, log=print,
+        wandb: bool = False, teachers=None) -> list[Path]:
     """Train what `command` needs (unless dry or analyze) and render its outputs; returns the files written.
     `status`: list the command's groups as queued / running / done / failed (from the run store) instead."""
-    plan, configs = prepare(experiment, command, profile, seeds)
+    plan, configs = prepare(experiment, command, profile, seeds, teachers)
     if dry:
         dry_run(plan, schedule(configs), log)
         return []
@@ -395,7 +412,7 @@ def run(experiment: Experiment, command: str, *, profile: str | None = None, see
     out = Path(out) if out is not None else out_dir(plan)
     if command != ANALYZE:
         train(configs, profile=plan.profile, jobs=jobs, device=device, data_root=data_root, download=download,
-              quiet=quiet, launcher=launcher, timings_dir=out, log=log)
+              quiet=quiet, launcher=launcher, timings_dir=out, log=log, wandb=wandb)
     return [] if command == TEACHERS else render_command(plan, command, out)
 
 
@@ -417,6 +434,12 @@ def build_parser(experiment: Experiment, module_doc: str) -> Parser:
     p.add_argument("--dry-run", action="store_true", help="list every run with its estimated cost; train nothing")
     p.add_argument("--status", action="store_true",
                    help="list the command's groups as queued / running / done / failed, from the run store alone")
+    p.add_argument("--teachers", nargs="+", metavar=("train|released", "DIR"),
+                   help="released [DIR]: import the papers' released teachers from DIR (default download_ckpts: "
+                        "mdistiller's cifar_teachers/, torchvision/) instead of training them; train: train every "
+                        "teacher (default, except at the paper profile when DIR holds the files)")
+    p.add_argument("--wandb", action="store_true",
+                   help="also log every run's per-epoch scalars to Weights & Biases, offline (TensorBoard always)")
     from engine.launch import add_launcher_args
 
     add_launcher_args(p)
@@ -433,10 +456,15 @@ def paper_main(experiment: Experiment, module_doc: str = ""):
         from engine.launch import launcher_options
 
         launcher = launcher_options(args)
+        if args.wandb:
+            from engine.tblog import require_wandb
+
+            require_wandb()
         start = time.time()
         written = run(experiment, args.command, profile=args.profile, seeds=args.seeds, device=args.device,
                       data_root=args.data_root, quiet=args.quiet, dry=args.dry_run, jobs=args.jobs,
-                      download=args.download, launcher=launcher, status=args.status)
+                      download=args.download, launcher=launcher, status=args.status, wandb=args.wandb,
+                      teachers=args.teachers)
         for path in written:
             print(f"wrote {path}")
         if not (args.dry_run or args.status):

@@ -6,6 +6,9 @@
     python -m reproduce.store train RUN_ID --force   # retrain it from scratch (e.g. corrupt weights)
     python -m reproduce.store migrate            # results/<experiment>/runs/<id> and results/teachers/runs/<id>
                                                  # -> results/runs/<id> (one store for every script)
+    python -m reproduce.store import-teacher FILE --format mdistiller --model resnet32x4 --dataset cifar100
+                                                 # a released teacher as a finished run; prints its run id last
+                                                 # (engine/imported.py; torchvision: --dataset imagenet)
 
 `train` is the command the engine's "corrupt ..." messages name: it works for any run,
 teacher or student, as its config.json says everything the run computes.
@@ -24,7 +27,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from common import UserError
+from engine.imported import import_teacher
 from engine.rundir import RESULTS_ROOT_ENV, STORE, RunDir, results_root, store_root
+from models.released import FORMATS
 from reproduce.cli import Parser, main_guard
 
 
@@ -139,14 +144,19 @@ def _results_root(root: Path | None):
 def build_parser() -> Parser:
     p = Parser(prog="python -m reproduce.store", description=__doc__,
                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("command", choices=("list", "verify", "train", "migrate"))
-    p.add_argument("run_id", nargs="?", help="train: the run to (re)train")
+    p.add_argument("command", choices=("list", "verify", "train", "migrate", "import-teacher"))
+    p.add_argument("run_id", nargs="?", metavar="RUN_ID | FILE",
+                   help="train: the run to (re)train; import-teacher: the released weights file")
     p.add_argument("--root", help="results root (default $LOGIT_KD_RESULTS or ./results)")
     p.add_argument("--force", action="store_true", help="train: wipe the run and retrain it from scratch")
     p.add_argument("--device", default="auto", help="train: auto, cpu, cuda, cuda:N")
     p.add_argument("--data-root", help="train: data folder (default $LOGIT_KD_DATA or ./data_cache)")
     p.add_argument("--wait", action="store_true", help="train: wait for another process training the run")
     p.add_argument("--quiet", action="store_true", help="train: no per-epoch lines")
+    p.add_argument("--format", choices=FORMATS, help="import-teacher: mdistiller (a checkpoint dict whose 'model' "
+                   "is the state dict) or torchvision (a bare state dict)")
+    p.add_argument("--model", help="import-teacher: our model name (resnet32x4, wrn_40_2, vgg13, ResNet50, resnet34, ...)")
+    p.add_argument("--dataset", help="import-teacher: cifar100 (mdistiller) or imagenet (torchvision)")
     return p
 
 
@@ -154,9 +164,18 @@ def build_parser() -> Parser:
 def main(argv=None):
     p = build_parser()
     args = p.parse_args(argv)
-    if (args.command == "train") != (args.run_id is not None):
-        p.error("train takes one RUN_ID; the other commands take none")
+    takes_one = args.command in ("train", "import-teacher")
+    if takes_one != (args.run_id is not None):
+        p.error("train takes one RUN_ID, import-teacher one FILE; the other commands take none")
     root = Path(args.root) if args.root else None
+    if args.command == "import-teacher":
+        missing = [f"--{k}" for k in ("format", "model", "dataset") if getattr(args, k) is None]
+        if missing:
+            p.error(f"import-teacher needs {', '.join(missing)}")
+        with _results_root(root):
+            rd = import_teacher(args.run_id, args.format, args.model, args.dataset)
+        print(rd.path.name)             # the last line: the run id
+        return rd
     if args.command == "migrate":
         return migrate(root)
     if args.command == "list":

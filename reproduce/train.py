@@ -21,6 +21,7 @@ import json
 from common import UserError
 from engine import LabelNoise, distributed, make_config, teacher_config, train
 from engine.rundir import RunDir
+from engine.tblog import require_wandb
 from engine.trainer import resolve_device
 from engine.validate import validate_configs
 from reproduce.cli import Parser, main_guard, parse_options
@@ -83,6 +84,9 @@ def build_parser() -> Parser:
                    choices=("default", "reduce-overhead", "max-autotune"),
                    help="CUDA only: torch.compile each student's forward; MODE reduce-overhead adds CUDA graphs "
                         "(the batch-64 recipes), default mode when given without a value")
+    g.add_argument("--wandb", action="store_true",
+                   help="also log the per-epoch scalars to Weights & Biases, offline, under the run directory "
+                        "(TensorBoard files are always written: tensorboard --logdir results/runs)")
     g.add_argument("--dry-run", action="store_true", help="print the resolved config and run directory, train nothing")
     return p
 
@@ -132,7 +136,7 @@ def main(argv=None):
         say(f"already finished (use --force to redo): {rundir.path}")
         return rundir
     common = dict(device=args.device, data_root=args.data_root, download=args.download,
-                  quiet=args.quiet, log_every=args.log_every)
+                  quiet=args.quiet, log_every=args.log_every, wandb=args.wandb)
     for t in teachers:
         if not RunDir(t).finished:
             say(f"training teacher {t.model} (seed {t.seed}) first: {RunDir(t).path}", flush=True)
@@ -151,6 +155,8 @@ def check_flags(args) -> None:
         raise UserError("--resume continues a run and --force wipes it: give one of them")
     if args.log_every < 1:
         raise UserError(f"--log-every must be >= 1, got {args.log_every}")
+    if args.wandb:
+        require_wandb()
     resolve_device(distributed.resolve_device(args.device, distributed.context(args.device)))
 
 
