@@ -420,6 +420,7 @@ def write_runs_csv(ctx: Context, out: Path) -> Path:
     for r in sorted(rows, key=lambda r: (r["tables"], r["method"], r["model"], r["seed"], r["run_id"])):
         writer.writerow({k: _fmt(v) for k, v in r.items()})
     atomic_write_bytes(path, buf.getvalue().encode())
+    (out / "LEGACY.md").unlink(missing_ok=True)       # the folder is now rendered under the protocol
     return path
 
 

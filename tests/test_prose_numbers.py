@@ -47,3 +47,34 @@ def test_generated_readings_match_their_claims(reading):
     text = reading.read_text()
     for c in claims:
         assert c["claim"] in text and c["we measured"] in text, c["#"]
+
+
+# docs/papers.md holds the papers' facts and settings (not our measurements); docs/speed.md one-off
+# profiles with their raw timings beside each ratio, dated in its text
+DOCS = [*PROSE, *[p for p in sorted((ROOT / "docs").glob("*.md")) if p.name not in ("papers.md", "speed.md")]]
+MEASURED = re.compile(r"(?<![\w.])[+\-\u2212]?\d+\.\d{2,}(?![\d])")     # a measurement: two or more decimals
+NOT_MEASURED = re.compile(r"`[^`]*`|arXiv \d{4}\.\d{4,5}|\d{4}\.\d{5}")   # code spans (example messages), arXiv ids
+
+
+def committed_text() -> str:
+    """Everything a quoted measurement may come from: committed results, the papers' numbers, bench."""
+    files = [*(ROOT / "results").rglob("*.csv"), *(ROOT / "results").rglob("*.md"),
+             *(ROOT / "reproduce" / "numbers").glob("*.csv")]
+    return "\n".join(p.read_text() for p in files if p.name != "README.md")
+
+
+def _forms(token: str) -> set[str]:
+    t = token.replace("\u2212", "-")
+    value = float(t)
+    digits = len(t.split(".")[1])
+    return {t, t.lstrip("+"), f"{value:.{digits}f}", f"{value:+.{digits}f}", repr(value)[: len(t) + 2]}
+
+
+@pytest.mark.parametrize("path", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_quoted_measurement_is_in_a_committed_file(path):
+    """Every number with two or more decimals in the README, results READMEs and docs (a difference,
+    an interval end, a mean, a timing) is found in a committed results file or a paper's numbers file."""
+    text = committed_text()
+    stale = [m.group(0) for m in MEASURED.finditer(NOT_MEASURED.sub("", path.read_text()))
+             if not any(f in text for f in _forms(m.group(0)))]
+    assert not stale, f"{path.name} quotes numbers no committed file holds: {stale}"
