@@ -420,7 +420,6 @@ def write_runs_csv(ctx: Context, out: Path) -> Path:
     for r in sorted(rows, key=lambda r: (r["tables"], r["method"], r["model"], r["seed"], r["run_id"])):
         writer.writerow({k: _fmt(v) for k, v in r.items()})
     atomic_write_bytes(path, buf.getvalue().encode())
-    (out / "LEGACY.md").unlink(missing_ok=True)       # the folder is now rendered under the protocol
     return path
 
 
@@ -477,6 +476,8 @@ def render(out: Path, names: list[str] | None = None, runs_csv: Path | None = No
         written += list(table.write(out))
     if not ctx.from_csv:
         written.append(write_runs_csv(ctx, out))
+        if {p.name[: -len(".json")] for p in folder.glob("*.json")} <= set(names):
+            (out / "LEGACY.md").unlink(missing_ok=True)     # every table re-rendered under the protocol
         checks = write_checks_csv(ctx, out)
         written += [checks] if checks else []
     return written

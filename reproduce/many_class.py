@@ -205,7 +205,7 @@ class ManyClass:
             c = {m: cell(r) for m, r in runs.items()}
             rows.append({
                 "pair": f"{pair.teacher} -> {pair.student} ({pair.name or pair.table})", "data": self.p.dataset,
-                "teacher params": cell(runs["teacher"], "params", 0), "student params": cell(runs["CE"], "params", 0),
+                **sizes(pair.teacher, pair.student, in_channels=1, options=self.p.model_options),
                 "teacher test top-1": c["teacher"], "CE student": c["CE"], "KD": c["KD"],
                 "teacher − CE student": replace(c["teacher"], minus=c["CE"], reduce="interval"),
                 "KD − CE (95 % CI)": replace(c["KD"], minus=c["CE"], reduce="interval"),
@@ -217,7 +217,7 @@ class ManyClass:
             t, st = key.split("->")
             k = f"decoupled_kl:t13.{key}"
             rows.append({"pair": f"{key} (paper 2 Table 13)", "data": "CIFAR-100",
-                         "teacher params": f"{param_count(t):,}", "student params": f"{param_count(st):,}",
+                         **sizes(t, st, in_channels=3),
                          "teacher test top-1": P(f"{k}.teacher"), "CE student": P(f"{k}.student"), "KD": P(f"{k}.kd"),
                          "teacher − CE student": P(f"{k}.teacher", minus=f"{k}.student"),
                          "KD − CE (95 % CI)": P(f"{k}.kd", minus=f"{k}.student")})
@@ -230,7 +230,7 @@ class ManyClass:
                            "'stopped improving' reads as a gain within ± 0.5 points). Dropped pairs (17.4k middle "
                            "teacher): see results/many_class/README.md.")
         teachers = tuple(t for pair in p2.pairs for t in p2.teachers(pair))
-        return Section("regime", (table,), runs=teachers)
+        return Section("regime", (table,), runs=teachers, claims=False)
 
     def plan(self) -> Plan:
         sections = [self.search(), self.acceptance(), self.hierarchy()]
@@ -242,16 +242,28 @@ class ManyClass:
 
 
 @functools.lru_cache(maxsize=None)
-def param_count(model: str, num_classes: int = 100) -> int:
-    """Parameters of a model of the zoo (the CIFAR rows of the regime table)."""
+def param_count(model: str, num_classes: int = 100, in_channels: int = 3, options: str = "{}") -> int:
+    """Parameters of a model of the zoo (a declaration builds it once to count them; no run needed)."""
+    import json
+
     from models import build_model
 
-    return sum(p.numel() for p in build_model(model, num_classes=num_classes, in_channels=3).parameters())
+    return sum(p.numel() for p in build_model(model, num_classes=num_classes, in_channels=in_channels,
+                                              **json.loads(options)).parameters())
+
+
+def sizes(teacher: str, student: str, in_channels: int, options: dict | None = None) -> dict:
+    import json
+
+    opts = options or {}
+    t, s = (param_count(m, 100 if in_channels == 3 else 100, in_channels, json.dumps(opts.get(m, {}), sort_keys=True))
+            for m in (teacher, student))
+    return {"teacher params": f"{t:,}", "student params": f"{s:,}", "params ratio": f"{t / s:.1f}x"}
 
 
 CIFAR_PAIRS = ("resnet56->resnet20", "resnet110->resnet32", "resnet32x4->resnet8x4", "wrn_40_2->wrn_16_2",
                "wrn_40_2->wrn_40_1", "vgg13->vgg8")
-REGIME_COLUMNS = ("pair", "data", "teacher params", "student params", "teacher test top-1", "CE student", "KD",
+REGIME_COLUMNS = ("pair", "data", "teacher params", "student params", "params ratio", "teacher test top-1", "CE student", "KD",
                   "teacher − CE student", "KD − CE (95 % CI)", "teacher train top-1 (no aug.)",
                   "teacher p(true class), tau 1", "CE gain over the last tenth", "KD gain over the last tenth")
 

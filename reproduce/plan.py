@@ -134,6 +134,7 @@ class Section:
     tables: tuple = ()
     figures: tuple = ()
     runs: tuple = ()
+    claims: bool = True           # re-render the paper's claims with it (no: a table its claims do not use)
 
 
 @dataclass(frozen=True)

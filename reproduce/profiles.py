@@ -41,9 +41,9 @@ MINI = Profile(
     note="mnist1d, 1000 training samples, shift+noise augmentation; 88.8k-param CNN -> 6.5k-param CNN")
 MINI100 = Profile(
     name="mini100", dataset="mnist1d_hier", teacher_recipe="mini100_teacher", student_recipe="mini100_student",
-    seeds=(0, 1, 2),
+    seeds=(0, 1, 2, 3, 4),
     note="mnist1d_hier: 100 classes (20 coarse x 5 fine), 8000 training signals, shift+noise augmentation; "
-         "100k-param CNN teacher, 3-11k-param pooled students")
+         "100k-param CNN teacher; students: plain CNN 13.0k, residual net 10.6k")
 SMOKE = Profile(
     name="smoke", dataset="synthetic", teacher_recipe="smoke", student_recipe="smoke", seeds=(0,),
     dataset_options={"num_train": 192, "num_test": 96, "num_classes": 4, "shape": [1, 24]},

@@ -390,7 +390,8 @@ def render_command(plan: Plan, command: str, out: Path) -> list[Path]:
     from analysis.render import render
 
     index = {c.run_id: c for s in plan.sections for c in configs_of(s)}
-    names = write_manifests(plan, selected(plan, command), out, index, claims=command != DEMO)
+    sections = selected(plan, command)
+    names = write_manifests(plan, sections, out, index, claims=command != DEMO and all(s.claims for s in sections))
     return render(out, names)
 
 

@@ -78,3 +78,11 @@ def test_every_quoted_measurement_is_in_a_committed_file(path):
     stale = [m.group(0) for m in MEASURED.finditer(NOT_MEASURED.sub("", path.read_text()))
              if not any(f in text for f in _forms(m.group(0)))]
     assert not stale, f"{path.name} quotes numbers no committed file holds: {stale}"
+
+
+def test_readme_readings_are_generated_from_the_verdicts():
+    from analysis.readings import END, START, block
+
+    text = (ROOT / "README.md").read_text()
+    current = START + text.partition(START)[2].partition(END)[0] + END
+    assert current == block(ROOT), "README.md readings are stale: run python -m analysis.readings"
