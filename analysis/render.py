@@ -19,6 +19,7 @@ from pathlib import Path
 from analysis import metrics
 from analysis.runs import load_runs, run_path
 from analysis.tables import MISSING, Paper, Stat, Table, caption, compare, seed_stat, stat_from_values
+from common.files import atomic_write_text
 from engine.config import from_jsonable
 
 RULE = "yes if mean(A) − mean(B) > 2 SE, no if < −2 SE, else inconclusive; SE = √(s_A²/n_A + s_B²/n_B) over seeds"
@@ -237,7 +238,7 @@ def write_reading(table: Table, m: dict, out: Path) -> Path:
                       for r in rows]
             lines.append("")
     path = out / "reading.md"
-    path.write_text("\n".join(lines))
+    atomic_write_text(path, "\n".join(lines))
     return path
 
 

@@ -21,7 +21,6 @@ import os
 import platform
 import subprocess
 import socket
-import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,6 +29,7 @@ import torch
 from filelock import FileLock, Timeout
 
 from common import UserError
+from common.files import TEMP_MARK, atomic_write_bytes  # noqa: F401  (re-exported: the engine writes through them)
 from engine.config import RunConfig, _jsonable, from_jsonable
 
 RESULTS_ROOT_ENV = "LOGIT_KD_RESULTS"
@@ -38,23 +38,6 @@ RESULTS_ROOT_ENV = "LOGIT_KD_RESULTS"
 def results_root() -> Path:
     """Where run directories live: $LOGIT_KD_RESULTS or ./results (relative to the working directory)."""
     return Path(os.environ.get(RESULTS_ROOT_ENV, "results"))
-
-
-TEMP_MARK = ".tmp."   # temp files are .<name>.tmp.<random>: left behind only by a killed writer
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}{TEMP_MARK}")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def torch_bytes(obj) -> bytes:

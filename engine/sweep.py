@@ -39,6 +39,7 @@ import traceback
 from pathlib import Path
 
 from common import UserError
+from common.files import atomic_write_text
 from engine.config import RunConfig
 from engine.rundir import RunDir
 from engine.trainer import GROUP_KEYS, TrainingDiverged, check_group
@@ -150,8 +151,7 @@ def save_configs(configs: list[RunConfig], path) -> Path:
     from engine.config import _jsonable
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps([_jsonable(c.to_dict()) for c in configs], indent=1) + "\n")
+    atomic_write_text(path, json.dumps([_jsonable(c.to_dict()) for c in configs], indent=1) + "\n")
     return path
 
 

@@ -22,6 +22,7 @@ from importlib import resources
 from pathlib import Path
 
 from common import UserError
+from common.files import atomic_write_text
 from engine import RunConfig, RunDir, train_group
 from engine.config import _jsonable
 from engine.rundir import atomic_write_bytes, results_root
@@ -302,15 +303,19 @@ def train_missing(stages, *, jobs: int, quiet: bool, log=print, device: str = "a
 
 
 def write_timings(out: Path, timings: list[dict], wall: float, jobs: int) -> None:
-    out.mkdir(parents=True, exist_ok=True)
+    """Append this batch's rows to timings.csv (rewritten atomically: a kill never tears a row)."""
+    import io
+
     path = out / "timings.csv"
-    with open(path, "a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=[*timings[0], "jobs", "batch_wall_s", "when"])
-        if f.tell() == 0:
-            writer.writeheader()
-        stamp = time.strftime("%Y-%m-%d %H:%M")
-        for t in timings:
-            writer.writerow(t | {"jobs": jobs, "batch_wall_s": round(wall, 1), "when": stamp})
+    old = path.read_text() if path.exists() else ""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=[*timings[0], "jobs", "batch_wall_s", "when"])
+    if not old:
+        writer.writeheader()
+    stamp = time.strftime("%Y-%m-%d %H:%M")
+    for t in timings:
+        writer.writerow(t | {"jobs": jobs, "batch_wall_s": round(wall, 1), "when": stamp})
+    atomic_write_text(path, old + buf.getvalue())
 
 
 # --- one command -------------------------------------------------------------------------
