@@ -64,3 +64,24 @@ def atomic_write_bytes(path, data: bytes) -> None:
 
 def atomic_write_text(path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def check_writable(folder, what: str, fix: str) -> Path:
+    """Before anything is trained or written: `folder` is, or can be made, a folder this process
+    can write in (a UserError naming it and `fix` if it is a file, read-only or full). Probed by
+    writing a small temporary file, as permissions alone do not tell (root, read-only mounts)."""
+    from common.errors import UserError
+
+    folder = Path(folder)
+    blocker = next((p for p in [folder, *folder.parents] if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise UserError(f"{what} {folder}: {blocker} is a file, not a folder; {fix}")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder, prefix=f".probe{TEMP_MARK}") as f:
+            f.write(b"\0" * 65536)        # a full disk refuses data, not always an empty file
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        raise UserError(f"cannot write in {what} {folder}: {e.strerror}; {fix}") from None
+    return folder
