@@ -50,15 +50,15 @@ def os_error_line(e: OSError) -> str | None:
     """One line for an OSError the user can fix, else None (a bug: keep its traceback)."""
     where = e.filename or "a file"
     if e.errno in SPACE:
-        fix = ("free space there (or set LOGIT_KD_RESULTS to a folder on another disk), then rerun the same "
-               "command: it resumes from the last checkpoints")
-    elif e.errno in ACCESS:
-        fix = "make the folder writable, or set LOGIT_KD_RESULTS (or --root) to a folder you can write"
-    elif e.errno in SHAPE:
-        fix = "a file stands where a folder belongs, or the reverse: move it away, or choose another folder"
-    else:
-        return None
-    return f"cannot write {where}: {e.strerror}; {fix}"
+        return (f"cannot write {where}: {e.strerror}; free space there (or set LOGIT_KD_RESULTS to a folder on "
+                "another disk), then rerun the same command: it resumes from the last checkpoints")
+    if e.errno in ACCESS:
+        return (f"cannot access {where}: {e.strerror}; make it readable and writable for you, or set "
+                "LOGIT_KD_RESULTS (or --root) to a folder you can write")
+    if e.errno in SHAPE:
+        return (f"{where}: {e.strerror}; a file stands where a folder belongs, or the reverse: move it away, "
+                "or choose another folder")
+    return None
 
 
 def interrupted_line(signum: int) -> str:

@@ -52,9 +52,18 @@ def atomic_file(path, mode: str = "wb"):
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            with_filename(e, path)
         raise
+
+
+def with_filename(e: OSError, path) -> None:
+    """Give `e` the file name `path` if it has none (a full disk fails in write(), which names no file),
+    so that the one-line message says which file (common/cli.py)."""
+    if e.filename is None:
+        e.filename = str(path)
 
 
 def atomic_write_bytes(path, data: bytes) -> None:

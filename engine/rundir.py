@@ -29,7 +29,7 @@ import torch
 from filelock import FileLock, Timeout
 
 from common import UserError
-from common.files import TEMP_MARK, atomic_write_bytes, check_writable  # noqa: F401  (re-exported)
+from common.files import TEMP_MARK, atomic_write_bytes, check_writable, with_filename  # noqa: F401  (re-exported)
 from engine.config import RunConfig, _jsonable, from_jsonable
 
 RESULTS_ROOT_ENV = "LOGIT_KD_RESULTS"
@@ -314,10 +314,14 @@ class RunDir:
         self._resumable_rows(self.load_checkpoint()["epoch"])
 
     def append_metrics(self, row: dict) -> None:
-        with open(self.metrics_file, "a") as f:
-            f.write(json.dumps(_jsonable(row)) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with open(self.metrics_file, "a") as f:
+                f.write(json.dumps(_jsonable(row)) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:          # a full disk: name the file (a torn row is dropped at resume)
+            with_filename(e, self.metrics_file)
+            raise
 
     # ------------------------------------------------------------- checkpoints
     def save_checkpoint(self, state: dict) -> None:

@@ -40,9 +40,15 @@ def _worker_main(conn, slot, threads: int, parent: int, target) -> None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(slot)
     os.environ["OMP_NUM_THREADS"] = str(threads)
     os.environ["_LOGIT_KD_WORKER"] = "cpu" if slot is None else f"gpu{slot}"
+    import threading
+
     import torch
+    from tqdm import tqdm
 
     torch.set_num_threads(threads)
+    # tqdm's default lock is a multiprocessing semaphore: a killed worker would leak it, and the
+    # resource tracker warn about it at exit; one process needs no more than a thread lock
+    tqdm.set_lock(threading.RLock())
     while True:
         try:
             task = conn.recv()
