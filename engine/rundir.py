@@ -36,8 +36,9 @@ RESULTS_ROOT_ENV = "LOGIT_KD_RESULTS"
 
 
 def results_root() -> Path:
-    """Where run directories live: $LOGIT_KD_RESULTS or ./results (relative to the working directory)."""
-    return Path(os.environ.get(RESULTS_ROOT_ENV, "results"))
+    """Where run directories live: $LOGIT_KD_RESULTS or ./results (relative to the working directory);
+    an empty variable counts as unset (else Path("") would put the store in the working directory)."""
+    return Path(os.environ.get(RESULTS_ROOT_ENV) or "results")
 
 
 def check_results_root(root: Path | None = None) -> Path:

@@ -47,7 +47,7 @@ THREADS_ENV = "LOGIT_KD_THREADS"
 
 def threads_per_process() -> int:
     """$LOGIT_KD_THREADS, default 1 (see configure_threads); anything but a whole number >= 1 is refused."""
-    text = os.environ.get(THREADS_ENV, "1")
+    text = os.environ.get(THREADS_ENV) or "1"
     try:
         threads = int(text)
     except ValueError:

@@ -358,6 +358,9 @@ def out_dir(plan: Plan) -> Path:
 def prepare(experiment: Experiment, command: str, profile: str | None = None, seeds=None) -> tuple[Plan, list]:
     """The plan and the runs one command needs (a UserError for a command the profile lacks, or a
     paper number missing from reproduce/numbers/<paper>.csv: found now, not after training)."""
+    if seeds is not None and (len(set(seeds)) != len(seeds) or any(s < 0 for s in seeds)):
+        raise UserError(f"--seeds {' '.join(map(str, seeds))}: give distinct seeds >= 0 (a repeated seed would "
+                        "count one run twice in every mean)")
     plan = experiment.plan(profile, seeds)
     if command not in (TEACHERS, ANALYZE, ALL) and command not in [s.name for s in plan.sections]:
         raise UserError(f"{experiment.name} has no command '{command}' at profile {plan.profile.name}")

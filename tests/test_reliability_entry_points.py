@@ -113,6 +113,7 @@ BAD = [
     ("sweep", ["{good}"], "LOGIT_KD_THREADS must be a whole number", {"LOGIT_KD_THREADS": "two"}),
     ("sweep", ["{good}"], "LOGIT_KD_THREADS must be a whole number", {"LOGIT_KD_THREADS": "0"}),
     ("sweep", ["{good}"], "is a file, not a folder", {"LOGIT_KD_RESULTS": "{file}"}),
+    ("sweep", ["{good}", "--status", "--threads", "2"], "--threads does not apply", {"LOGIT_KD_THREADS": ""}),
     ("sweep", ["{good}"], "is a file, not a folder", {"LOGIT_KD_RESULTS": "{file}/results"}),
     ("paper", ["all", *SMOKE, "--status", "--dry-run"], "give one of them", None),
     ("paper", ["all", *SMOKE, "--status", "--jobs", "2"], "--jobs does not apply: --status", None),
@@ -121,6 +122,8 @@ BAD = [
     ("paper", ["analyze", *SMOKE, "--device", "cpu", "--quiet"], "--quiet, --device do not apply", None),
     ("paper", ["all", "--profile", "bogus"], "invalid choice: 'bogus'", None),
     ("paper", ["bogus", *SMOKE], "invalid choice: 'bogus'", None),
+    ("paper", ["all", *SMOKE, "--seeds", "0", "0"], "--seeds 0 0: give distinct seeds", None),
+    ("paper", ["all", *SMOKE, "--seeds", "-1"], "give distinct seeds >= 0", None),
     ("paper", ["all", *SMOKE, "--jobs", "100000"], "--jobs 100000 is more than", None),
     ("paper", ["all", *SMOKE, "--jobs", "0"], "--jobs must be >= 1", None),
     ("paper", ["all", *SMOKE, "--quiet"], "is a file, not a folder", {"LOGIT_KD_RESULTS": "{file}"}),
@@ -540,8 +543,14 @@ def truncate_outputs(rd):
 def test_store_verify_reads_every_file_a_later_step_reads(capsys, damage, message):
     from reproduce.store import main as store
 
+    from analysis.metrics import RunFiles
+
     good, bad = train(teacher(0), quiet=True), train(teacher(1), quiet=True)
     damage(bad)
+    if damage is not lose_a_row:                      # the renderer, too, names the file and its fix
+        saved = RunFiles(bad.path)
+        with pytest.raises(UserError, match=r"corrupt .*store train \S+ --force"):
+            saved.metrics if damage is tear_the_last_line else saved.outputs
     with pytest.raises(SystemExit) as exc:
         store(["verify"])
     assert exc.value.code == 1
