@@ -74,7 +74,8 @@ class Worker:
         self.slot, self.job, self.started = slot, None, 0.0
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=_worker_main, args=(child, slot, threads, os.getpid(), target),
-                                name=f"logit-kd-worker-{'cpu' if slot is None else slot}", daemon=True)
+                                name=f"logit-kd-worker-{'cpu' if slot is None else slot}",
+                                daemon=False)    # a daemon may not start DataLoader workers (ImageFolder data)
         self.proc.start()
         child.close()
 
