@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import os
 import signal
 import sys
 import threading
@@ -79,6 +80,9 @@ def guard(main, errors: tuple = (UserError,), setup=None):
         except (UserError, *errors) as e:
             print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
             sys.exit(2)
+        except BrokenPipeError:            # `... | head`: the reader left; no traceback, and none at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(128 + signal.SIGPIPE)
         except OSError as e:
             line = os_error_line(e)
             if line is None:
