@@ -15,6 +15,15 @@ RUN_ARGS  = $(if $(PROFILE),--profile $(PROFILE)) $(if $(SEEDS),--seeds $(SEEDS)
 
 .PHONY: setup test test-fast demo mini bench gpu-check teachers clean-runs help $(PAPERS)
 
+# A variable a target does not take is refused before anything runs, never ignored (docs/runs.md).
+, := ,
+refused = $(if $(and $(1),$(filter $(2),$(MAKECMDGOALS))),$(error $(3) does not apply to make $(filter $(2),$(MAKECMDGOALS)); $(strip $(4))))
+$(call refused,$(PROFILE),mini test test-fast bench gpu-check setup help clean-runs,PROFILE=$(PROFILE),\
+  leave it out (make teachers$(,) make demo and make <paper> take PROFILE; make mini runs each paper's own mini profiles))
+$(call refused,$(SEEDS),demo test test-fast bench gpu-check setup help clean-runs,SEEDS=$(SEEDS),\
+  leave it out (make mini$(,) make teachers and make <paper> take SEEDS; make demo runs one seed: ARGS="--seed N"))
+$(call refused,$(ARGS),setup help clean-runs,ARGS=$(ARGS),leave it out)
+
 help:  ## list the targets (and, after make setup, every paper's sections)
 	@grep -E '^[a-zA-Z_.-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | awk -F'\t' '{printf "%-22s %s\n", $$1, $$2}'
 	@if test -x $(PY); then $(PY) -m reproduce.papers help; else echo "(run make setup, then make help lists each paper's sections)"; fi
@@ -34,7 +43,7 @@ test-fast: setup  ## the tests not marked slow
 	$(PY) -m pytest -m "not slow" $(ARGS)
 
 demo: setup  ## the headline mini table and figure of each paper (under 10 minutes on 2 cores)
-	$(PY) -m reproduce.demo $(ARGS)
+	$(PY) -m reproduce.demo $(if $(PROFILE),--profile $(PROFILE)) $(ARGS)
 
 mini: setup  ## every mini experiment of every paper, tables/figures/claims to results/<paper>/<profile>/
 	$(PY) -m reproduce.papers mini $(if $(SEEDS),--seeds $(SEEDS)) $(ARGS)

@@ -30,7 +30,10 @@ class RunFiles:
     @property
     def outputs(self) -> dict | None:
         if self._outputs is None and self.path is not None and (self.path / "outputs.pt").exists():
-            self._outputs = torch.load(self.path / "outputs.pt", map_location="cpu")
+            try:
+                self._outputs = torch.load(self.path / "outputs.pt", map_location="cpu")
+            except Exception as e:          # noqa: BLE001  torch raises several types for damaged files
+                raise _damaged(self.path / "outputs.pt", e) from e
         return self._outputs
 
     @property
@@ -38,8 +41,20 @@ class RunFiles:
         if self._metrics is None:
             f = None if self.path is None else self.path / "metrics.jsonl"
             lines = f.read_text().splitlines() if f is not None and f.exists() else []
-            self._metrics = [json.loads(ln) for ln in lines if ln.strip()]
+            try:
+                self._metrics = [json.loads(ln) for ln in lines if ln.strip()]
+            except json.JSONDecodeError as e:   # a finished run's log is whole: a torn line is damage
+                raise _damaged(f, e) from e
         return self._metrics
+
+
+def _damaged(path: Path, e: Exception):
+    """The one-line error for a damaged file of a finished run, naming the command that fixes it."""
+    from common import UserError
+    from engine.rundir import fix_for
+
+    return UserError(f"corrupt {path} ({type(e).__name__}); {fix_for(path.parent)} "
+                     "(python -m reproduce.store verify lists every damaged run)")
 
 
 def register(name: str):

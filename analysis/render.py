@@ -25,6 +25,7 @@ from analysis import evidence as ev, metrics
 from analysis.runs import load_runs, run_path
 from analysis.tables import MISSING, Paper, Stat, Table, caption, stat_from_values
 from common import UserError
+from common.files import atomic_write_text
 from engine.config import from_jsonable
 from engine.rundir import atomic_write_bytes
 
@@ -381,7 +382,7 @@ def write_reading(table: Table, m: dict, out: Path) -> Path:
                           for r in these]
                 lines.append("")
     path = out / "reading.md"
-    atomic_write_bytes(path, "\n".join(lines).encode())
+    atomic_write_text(path, "\n".join(lines))
     return path
 
 

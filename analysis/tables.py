@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from common.files import atomic_file, atomic_write_text
+
 MISSING = "missing"
 NOT_REPORTED = "–"
 
@@ -148,9 +150,9 @@ class Table:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         md, csv_path = out_dir / f"{self.name}.md", out_dir / f"{self.name}.csv"
-        md.write_text(self.to_markdown())
+        atomic_write_text(md, self.to_markdown())
         header, rows = self.csv_rows()
-        with open(csv_path, "w", newline="") as f:
+        with atomic_file(csv_path, "w") as f:
             writer = csv.DictWriter(f, fieldnames=header, extrasaction="ignore")
             writer.writeheader()
             writer.writerows(rows)

@@ -53,6 +53,8 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from common.files import atomic_write_text
+
 TAUS = (1.0, 2.0, 3.0, 4.0, 8.0, 16.0)
 CIFAR_TRAIN, IMAGENET_TRAIN = 50_000, 1_281_167
 MEAN, STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
@@ -155,9 +157,7 @@ class Recorder:
 
     def put(self, **kv) -> None:
         self.data.update(kv)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.data, indent=1, default=str))
-        os.replace(tmp, self.path)
+        atomic_write_text(self.path, json.dumps(self.data, indent=1, default=str))
 
 
 def _device():
@@ -712,9 +712,9 @@ def markdown(report) -> str:
 
 
 def write_outputs(report: dict, out_dir: Path) -> None:
-    (out_dir / "gpu_throughput.json").write_text(json.dumps(throughput_json(report), indent=1) + "\n")
-    (out_dir / "gpu.md").write_text(markdown(report))
-    (out_dir / "gpu_check.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
+    atomic_write_text(out_dir / "gpu_throughput.json", json.dumps(throughput_json(report), indent=1) + "\n")
+    atomic_write_text(out_dir / "gpu.md", markdown(report))
+    atomic_write_text(out_dir / "gpu_check.json", json.dumps(report, indent=1, default=str) + "\n")
 
 
 # ------------------------------------------------------------------------------ CLI

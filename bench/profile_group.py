@@ -36,6 +36,8 @@ from pathlib import Path
 
 import torch
 
+from common.files import atomic_write_text
+
 PHASES = ("data", "teacher", "forward", "loss", "backward", "optimizer", "eval", "io", "other")
 INF = float("inf")
 
@@ -239,7 +241,7 @@ def run_in_scratch_store(measure, report, *, threads: int, json_path: str | None
         r = measure()
     print(report(r))
     if json_path:
-        Path(json_path).write_text(json.dumps(r, indent=1) + "\n")
+        atomic_write_text(json_path, json.dumps(r, indent=1) + "\n")
     return r
 
 

@@ -40,6 +40,8 @@ from pathlib import Path
 
 import torch
 
+from common.files import atomic_write_text
+
 TAUS = (1.0, 2.0, 3.0, 4.0, 8.0, 16.0)
 
 
@@ -279,8 +281,7 @@ def main(argv=None):
     print(table)
     # gpu_bench.md: results/bench/gpu.md is `make gpu-check`'s (bench/gpu_check.py)
     out = Path(args.out) if args.out else Path("results/bench") / ("gpu_bench.md" if torch.cuda.is_available() else "cpu.md")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(table)
+    atomic_write_text(out, table)
     print(f"written: {out}")
 
 

@@ -18,13 +18,12 @@ from __future__ import annotations
 import hashlib
 import math
 import numbers
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 
 from common import UserError
+from common.files import atomic_file
 
 KINDS = ("none", "symmetric", "asymmetric")
 _FORMAT = 1   # version of the saved file layout
@@ -100,14 +99,6 @@ def load_or_make_noisy_labels(path, labels, num_classes: int, kind: str, rate: f
                             "use another path or delete the file")
         return noisy
     noisy = noisy_labels(clean, num_classes, kind, rate, seed)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save({"meta": want, "labels": noisy}, f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_file(path) as f:
+        torch.save({"meta": want, "labels": noisy}, f)
     return noisy

@@ -7,7 +7,6 @@ import hashlib
 import json
 import os
 import random
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -16,6 +15,7 @@ import numpy as np
 import torch
 
 from common import UserError
+from common.files import atomic_file
 from data.augment import CropFlip, ShiftNoise
 from data.core import DATASETS, DataBundle
 from data.splits import ArraySplit
@@ -55,16 +55,8 @@ def mnist1d_generate(args: dict, template: dict | None = None) -> dict[str, np.n
 
 
 def _save_npz_atomic(path: Path, arrays: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp.npz", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_file(path) as f:
+        np.savez(f, **arrays)
 
 
 ARRAY_NAMES = ("x", "y", "x_test", "y_test")

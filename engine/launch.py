@@ -47,6 +47,7 @@ import traceback
 from pathlib import Path
 
 from common import UserError
+from common.files import atomic_write_text
 from engine.config import RunConfig
 from engine.rundir import RESULTS_ROOT_ENV, RunDir, results_root, write_json
 
@@ -512,7 +513,7 @@ class _SubmititDriver:
                         job_ids[i].append(job.job_id)
                         ledger[group_id(groups[i])] = {"job_id": job.job_id, "attempt": attempts[i],
                                                        "runs": [c.run_id for c in groups[i]]}
-                    self.ledger_file.write_text(json.dumps(ledger, indent=1) + "\n")   # before anything can fail
+                    atomic_write_text(self.ledger_file, json.dumps(ledger, indent=1) + "\n")   # before anything can fail
                     for i, job in submitted:
                         log(f"  submitted job {job.job_id} (attempt {attempts[i]}): {_describe(groups[i])}")
                 if not running:

@@ -21,7 +21,6 @@ import os
 import platform
 import subprocess
 import socket
-import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,31 +29,23 @@ import torch
 from filelock import FileLock, Timeout
 
 from common import UserError
+from common.files import TEMP_MARK, atomic_write_bytes, check_writable, with_filename  # noqa: F401  (re-exported)
 from engine.config import RunConfig, _jsonable, from_jsonable
 
 RESULTS_ROOT_ENV = "LOGIT_KD_RESULTS"
 
 
 def results_root() -> Path:
-    """Where run directories live: $LOGIT_KD_RESULTS or ./results (relative to the working directory)."""
-    return Path(os.environ.get(RESULTS_ROOT_ENV, "results"))
+    """Where run directories live: $LOGIT_KD_RESULTS or ./results (relative to the working directory);
+    an empty variable counts as unset (else Path("") would put the store in the working directory)."""
+    return Path(os.environ.get(RESULTS_ROOT_ENV) or "results")
 
 
-TEMP_MARK = ".tmp."   # temp files are .<name>.tmp.<random>: left behind only by a killed writer
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}{TEMP_MARK}")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def check_results_root(root: Path | None = None) -> Path:
+    """The results root (runs and tables go there) is a folder this process can write in, checked
+    before anything trains: a file, a read-only or a full disk is one line."""
+    return check_writable(root or results_root(), "results root",
+                          f"set {RESULTS_ROOT_ENV} (or --root) to a folder you can write, with free space")
 
 
 def torch_bytes(obj) -> bytes:
@@ -110,6 +101,13 @@ def _json_ok(path: Path) -> bool:
         return True
     except (OSError, ValueError):
         return False
+
+
+def _span(epochs: list) -> str:
+    """[1, 2, ..., 40] as '1..40', anything else as the list."""
+    if epochs and epochs == list(range(1, len(epochs) + 1)) and len(epochs) > 3:
+        return f"1..{len(epochs)}"
+    return str(epochs)
 
 
 def sha256_file(path: Path) -> str:
@@ -322,10 +320,14 @@ class RunDir:
         self._resumable_rows(self.load_checkpoint()["epoch"])
 
     def append_metrics(self, row: dict) -> None:
-        with open(self.metrics_file, "a") as f:
-            f.write(json.dumps(_jsonable(row)) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with open(self.metrics_file, "a") as f:
+                f.write(json.dumps(_jsonable(row)) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:          # a full disk: name the file (a torn row is dropped at resume)
+            with_filename(e, self.metrics_file)
+            raise
 
     # ------------------------------------------------------------- checkpoints
     def save_checkpoint(self, state: dict) -> None:
@@ -377,10 +379,39 @@ class RunDir:
             raise UserError(f"{self.model_file} fails its checksum (corrupt or replaced); {fix_for(self.path)}")
         return actual
 
-    def verify(self) -> None:
-        """A finished run is whole: readable summary, weights matching their checksum."""
-        self.summary()
+    def verify(self, deep: bool = False) -> None:
+        """A finished run is whole: readable summary, weights matching their checksum, a log of
+        exactly its epochs (the renderer reads it); deep (`store verify`): outputs.pt loads too."""
+        epochs = self.summary().get("epochs")
         self.verify_model()
+        self.verify_log(epochs)
+        if deep:
+            self.verify_outputs()
+            if self.checkpoint_file.exists():    # kept after the end: some figures read the loss state
+                self.load_checkpoint()
+
+    def verify_log(self, epochs) -> None:
+        """metrics.jsonl of a finished run: every line JSON (no torn last line), epochs 1..N."""
+        lines = self.metrics_file.read_text().splitlines() if self.metrics_file.exists() else []
+        rows = []
+        for i, line in enumerate(lines):
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                raise UserError(f"corrupt {self.metrics_file}: line {i + 1} of {len(lines)} is not JSON (a finished "
+                                f"run's log is whole); {fix_for(self.path)}") from None
+        found = [r.get("epoch") if isinstance(r, dict) else None for r in rows]
+        if found != list(range(1, (epochs or 0) + 1)):
+            raise UserError(f"{self.metrics_file} holds epochs {_span(found)} but the run finished {epochs} "
+                            f"epoch(s); {fix_for(self.path)}")
+
+    def verify_outputs(self) -> None:
+        """outputs.pt (test logits and features, read by the figures) loads."""
+        path = self.path / "outputs.pt"
+        try:
+            torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # noqa: BLE001  torch raises several types for truncated/corrupt files
+            raise UserError(f"corrupt {path} ({type(e).__name__}); {fix_for(self.path)}") from e
 
     def write_summary(self, summary: dict) -> None:
         write_json(self.summary_file, summary)

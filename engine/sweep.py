@@ -21,24 +21,28 @@
   error in one line; a traceback only for errors that are not user errors) and the sweep goes
   on. A diverging run stops alone (failed.json), its group's other runs finish, and the group
   is "failed". A group is "blocked" when a teacher it needs did not finish (its group failed
-  or was blocked); students of a failed group's healthy runs still train.
+  or was blocked); students of a failed group's healthy runs still train. A worker that dies
+  (any signal, the out-of-memory killer) fails its own group alone ("its worker (pid N) was
+  killed by SIGKILL ..."), with failed.json in the group's unfinished runs; a fresh worker
+  takes its slot and every other group runs to the end (engine/workers.py).
+- Interruption (Ctrl-C, or SIGTERM / SIGHUP through reproduce.cli.main_guard): every worker is
+  stopped before the exception propagates; run directories stay resumable.
 - Locks: train_group holds each run's lock while training it; a run another sweep is training
   is waited for and, once finished there, skipped here (a teacher is never trained twice).
 
 Each result is {"runs": [run ids], "status": done | ok | failed | blocked, "seconds", "error",
-"worker"}. Run directories are those of `engine.train`; nothing else is written.
+"worker"}. Run directories are those of `engine.train`; nothing else is written (but failed.json).
 """
 from __future__ import annotations
 
-import concurrent.futures as cf
 import json
-import multiprocessing as mp
 import os
 import time
 import traceback
 from pathlib import Path
 
 from common import UserError
+from common.files import atomic_write_text
 from engine.config import RunConfig
 from engine.rundir import RunDir
 from engine.trainer import GROUP_KEYS, TrainingDiverged, check_group
@@ -150,30 +154,66 @@ def save_configs(configs: list[RunConfig], path) -> Path:
     from engine.config import _jsonable
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps([_jsonable(c.to_dict()) for c in configs], indent=1) + "\n")
+    atomic_write_text(path, json.dumps([_jsonable(c.to_dict()) for c in configs], indent=1) + "\n")
     return path
 
 
+FIELDS = {"experiment": str, "dataset": str, "model": str, "loss": str, "loss_hparams": dict, "teachers": list,
+          "ensemble": str, "recipe": dict, "seed": int, "dataset_options": dict, "model_options": dict,
+          "label_noise": dict, "teacher_cache": bool}
+REQUIRED = ("experiment", "dataset", "model", "recipe")
+LOAD_FIX = "write a JSON list of run configs (engine.sweep.save_configs writes one)"
+
+
 def load_configs(path) -> list[RunConfig]:
+    """The configs of a sweep file: a JSON list of `RunConfig.to_dict()` objects. A missing file,
+    bad JSON, another shape, an unknown or missing key, a field of the wrong type or a bad recipe
+    is a UserError naming the file, the entry and the fix, before anything runs."""
     from engine.config import from_jsonable
 
-    return [RunConfig.from_dict(from_jsonable(d)) for d in json.loads(Path(path).read_text())]
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"no sweep config file {path} ({'a folder' if path.is_dir() else 'not found'}); {LOAD_FIX}")
+    try:
+        data = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UserError(f"{path} is not JSON ({type(e).__name__}: {e}); {LOAD_FIX}") from None
+    if not isinstance(data, list) or not data:
+        what = "an empty list" if data == [] else f"a JSON {_JSON_NAME.get(type(data), type(data).__name__)}"
+        raise UserError(f"{path} holds {what}, not a list of run configs; {LOAD_FIX}")
+    return [_config(from_jsonable(d), f"{path}, entry {i}") for i, d in enumerate(data)]
+
+
+def _config(d, where: str) -> RunConfig:
+    from engine.validate import _recipe
+
+    if not isinstance(d, dict):
+        raise UserError(f"{where}: a run config is a JSON object, got {d!r}; {LOAD_FIX}")
+    unknown = sorted(set(d) - set(FIELDS))
+    if unknown:
+        raise UserError(f"{where}: unknown key(s) {', '.join(unknown)}; a run config has {', '.join(FIELDS)}")
+    missing = [k for k in REQUIRED if k not in d]
+    if missing:
+        raise UserError(f"{where}: missing key(s) {', '.join(missing)}")
+    for key, kind in FIELDS.items():
+        value = d.get(key)
+        if key in d and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
+            raise UserError(f"{where}: {key} must be a JSON {_JSON_NAME[kind]}, got {value!r}")
+    if not all(isinstance(t, str) for t in d.get("teachers", [])):
+        raise UserError(f"{where}: teachers must be a list of run ids (strings), got {d['teachers']!r}")
+    try:
+        _recipe(d["recipe"])
+        return RunConfig.from_dict(d)
+    except UserError as e:
+        raise UserError(f"{where}: {e}") from None
+    except TypeError as e:                 # label_noise with an unknown key
+        raise UserError(f"{where}: {' '.join(str(e).split())}") from None
+
+
+_JSON_NAME = {str: "string", dict: "object", list: "list", int: "integer", float: "number", bool: "true or false"}
 
 
 # ------------------------------------------------------------------------------ workers
-def _init_worker(slots, threads: int) -> None:
-    """Runs first in each spawned worker: claim a device slot (GPU index or None), set threads."""
-    slot = slots.get()
-    if slot is not None:
-        os.environ["CUDA_VISIBLE_DEVICES"] = str(slot)
-    os.environ["OMP_NUM_THREADS"] = str(threads)
-    os.environ["_LOGIT_KD_WORKER"] = "cpu" if slot is None else f"gpu{slot}"
-    import torch
-
-    torch.set_num_threads(threads)
-
-
 def _train_in_worker(configs: list[RunConfig], kwargs: dict) -> dict:
     from engine.trainer import train_group
 
@@ -235,13 +275,30 @@ def default_devices(device: str = "auto") -> list:
     return [None]
 
 
+def cpu_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def check_jobs(jobs: int | None, launcher: str = "local") -> None:
+    """jobs >= 1; on this machine at most 4 workers per CPU core (at least 8): each worker is a
+    process with its own data and model copies, and more only slow every run down (a typo such
+    as --jobs 200 would start 200 processes). The Slurm launcher's --jobs caps queued jobs: any."""
+    if jobs is None:
+        return
+    if not isinstance(jobs, int) or jobs < 1:
+        raise UserError(f"--jobs must be >= 1 (a whole number), got {jobs!r}")
+    limit = max(8, 4 * cpu_cores())
+    if launcher == "local" and jobs > limit:
+        raise UserError(f"--jobs {jobs} is more than {limit} worker processes (4 per CPU core, {cpu_cores()} "
+                        f"core(s) here); use --jobs {cpu_cores()} (one per core) or fewer")
+
+
 def run_parallel(configs, jobs: int | None = None, *, device: str = "auto", threads: int = 1,
                  log=print, priority=None, **train_kwargs) -> list[dict]:
     """Train `configs` (a list of RunConfig, grouped by `schedule`, or a list of groups) over
     worker processes; returns one result per group (see the module docstring). `priority(group)`
     orders the groups that are ready to start (smallest first; default: the largest group first)."""
-    if jobs is not None and jobs < 1:
-        raise UserError(f"jobs must be >= 1, got {jobs}")
+    check_jobs(jobs)
     if configs and isinstance(configs[0], RunConfig):
         groups = [g for stage in schedule(configs) for g in stage]
     else:
@@ -287,14 +344,11 @@ def run_parallel(configs, jobs: int | None = None, *, device: str = "auto", thre
     if pending:
         log(f"sweep: {sum(len(groups[i]) for i in pending)} run(s) in {len(pending)} group(s) on "
             f"{len(slots)} worker(s) ({'GPU ' + ','.join(map(str, slots)) if slots[0] is not None else 'CPU'})")
-    ctx = mp.get_context("spawn")
-    slot_queue = ctx.Queue()
-    for s in slots:
-        slot_queue.put(s)
-    running: dict = {}
-    with cf.ProcessPoolExecutor(max_workers=len(slots), mp_context=ctx, initializer=_init_worker,
-                                initargs=(slot_queue, threads)) as pool:
-        while pending or running:
+    from engine.workers import WorkerPool
+
+    pool = WorkerPool(slots, threads, _train_in_worker)
+    try:
+        while pending or pool.busy:
             for i in list(pending):
                 st = state(i)
                 if st not in ("ready", "wait"):
@@ -302,25 +356,39 @@ def run_parallel(configs, jobs: int | None = None, *, device: str = "auto", thre
                     over.add(i)
                     record(i, "blocked", f"its teacher {st} did not finish")
                     log(f"  blocked {_describe(groups[i])}: its teacher {st} did not finish")
-                elif st == "ready" and len(running) < len(slots):
+                elif st == "ready" and pool.has_room() and pool.submit(i, (groups[i], kwargs)):
                     pending.remove(i)
-                    running[pool.submit(_train_in_worker, groups[i], kwargs)] = i
-            if not running:
+            if not pool.busy:
+                if any(state(i) == "ready" for i in pending):
+                    continue                  # a worker died while idle: its slot takes a fresh one
                 if pending:
                     raise RuntimeError("sweep deadlock: groups wait for teachers that never run")
                 break
-            done, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
-            for fut in done:
-                i = running.pop(fut)
-                try:
-                    res = fut.result()
-                except BaseException as e:    # noqa: BLE001  a worker process died
-                    res = {"status": "failed", "seconds": 0.0, "error": f"worker died: {e!r}", "worker": ""}
+            for i, res, died in pool.wait():
+                if res is None:               # killed (signal, out of memory): this group alone fails
+                    res = {"status": "failed", "seconds": 0.0, "worker": "",
+                           "error": f"{died} while training this group; its runs resume from their last "
+                                    f"checkpoints when the command is rerun"}
+                    mark_failed(groups[i], res["error"])
                 record(i, **res)
                 over.add(i)
                 what = f"in {res['seconds']:.0f} s" if res["status"] == "ok" else f"FAILED: {res['error']}"
                 log(f"  {res['status']} {_describe(groups[i])} {what}")
+    except BaseException:
+        pool.stop(graceful=False)             # Ctrl-C, SIGTERM, SIGHUP: no worker outlives the sweep
+        raise
+    pool.stop()
     return results
+
+
+def mark_failed(group, error: str) -> None:
+    """failed.json (reason, time) in each unfinished run of a group whose worker died: `--status`
+    and `python -m reproduce.store list` show it failed; a rerun clears it and resumes."""
+    from engine.launch import _write_failed
+
+    for c in group:
+        _write_failed(c, {"run_id": c.run_id, "reason": error, "error": error,
+                          "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
 
 
 def _damaged(group) -> str | None:

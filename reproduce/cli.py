@@ -1,17 +1,9 @@
 """Shared command-line plumbing: one-line errors, key=value options."""
-import argparse
 import json
 import os
-import sys
 
 from common import UserError
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse with a usage mistake as one line on stderr (exit 2), like every other user error."""
-
-    def error(self, message: str):
-        self.exit(2, f"error: {self.prog}: {message} (see --help)\n")
+from common.cli import Parser, guard  # noqa: F401  (Parser: every CLI's parser)
 
 
 def parse_value(text: str):
@@ -34,12 +26,36 @@ def parse_options(pairs: list[str] | None, flag: str) -> dict:
     return options
 
 
+def refuse_unused(given: dict, why: str) -> None:
+    """A UserError naming the options of `given` ({flag: whether it was given}) that are set: they
+    would be ignored, and an ignored option is a silent surprise."""
+    flags = [flag for flag, on in given.items() if on]
+    if flags:
+        raise UserError(f"{', '.join(flags)} do{'es' if len(flags) == 1 else ''} not apply: {why}; leave "
+                        f"{'it' if len(flags) == 1 else 'them'} out")
+
+
+def command_line(module: str, argv: list[str]) -> str:
+    """'python -m reproduce.<module> <argv>': the command that resumes this one (printed on failure)."""
+    import shlex
+
+    return f"python -m reproduce.{module} {shlex.join(argv)}".rstrip()
+
+
 THREADS_ENV = "LOGIT_KD_THREADS"
 
 
 def threads_per_process() -> int:
-    """$LOGIT_KD_THREADS, default 1 (see configure_threads)."""
-    return max(1, int(os.environ.get(THREADS_ENV, "1")))
+    """$LOGIT_KD_THREADS, default 1 (see configure_threads); anything but a whole number >= 1 is refused."""
+    text = os.environ.get(THREADS_ENV) or "1"
+    try:
+        threads = int(text)
+    except ValueError:
+        threads = 0
+    if threads < 1:
+        raise UserError(f"{THREADS_ENV} must be a whole number >= 1 (torch threads per process), got {text!r}; "
+                        f"unset it or set e.g. {THREADS_ENV}=1")
+    return threads
 
 
 def configure_threads() -> None:
@@ -56,19 +72,8 @@ def configure_threads() -> None:
 
 
 def main_guard(main):
-    """Run `main`; a user error or a diverged run becomes one line on stderr and exit 2."""
+    """Run `main` under common.cli.guard: a user error, a diverged run or a fixable OSError is one
+    line on stderr and exit 2; Ctrl-C, SIGTERM, SIGHUP stop it cleanly with exit 128 + signal."""
     from engine.trainer import TrainingDiverged
 
-    def wrapped(argv=None):
-        configure_threads()
-        try:
-            return main(argv)
-        except (UserError, TrainingDiverged) as e:
-            print(f"error: {e}", file=sys.stderr)
-            sys.exit(2)
-        except KeyboardInterrupt:
-            print("interrupted: the last end-of-epoch checkpoint is kept; rerun the same command to resume",
-                  file=sys.stderr)
-            sys.exit(130)
-
-    return wrapped
+    return guard(main, errors=(TrainingDiverged,), setup=configure_threads)

@@ -8,11 +8,13 @@ Then each headline table is printed and its figure written under results/demo/<p
 seed, so differences of a few tenths are noise here; the committed 3-seed results are under
 results/<paper>/<profile>/.
 """
+import sys
 import time
 from pathlib import Path
 
 from engine.rundir import results_root
-from reproduce.cli import Parser, main_guard
+from engine.sweep import check_jobs
+from reproduce.cli import Parser, command_line, main_guard
 from reproduce.papers import experiments
 from engine.sweep import schedule
 from reproduce.runner import DEMO, dry_run, prepare, render_command, train
@@ -26,17 +28,20 @@ def main(argv=None):
     ap.add_argument("--jobs", type=int, help="training processes (default: one per core)")
     ap.add_argument("--quiet", action="store_true")
     ap.add_argument("--dry-run", action="store_true", help="list the demo's runs and their estimated cost; train nothing")
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = ap.parse_args(argv)
+    check_jobs(args.jobs)
     log = (lambda *a, **k: None) if args.quiet else print
     start = time.time()
     plans = [prepare(e, DEMO, args.profile, (args.seed,)) for e in experiments() if e.demo_section is not None]
     configs = list({c.run_id: c for _, cs in plans for c in cs}.values())
     if args.dry_run:
         for plan, cs in plans:
-            dry_run(plan, schedule(cs))
+            dry_run(plan, schedule(cs), jobs=args.jobs)
         print(f"# the demo trains {len({c.run_id for c in configs})} distinct runs (shared ones once)")
         return []
-    train(configs, profile=plans[0][0].profile, jobs=args.jobs, quiet=args.quiet, log=log)
+    train(configs, profile=plans[0][0].profile, jobs=args.jobs, quiet=args.quiet, log=log,
+          rerun=command_line("demo", argv))
     trained = time.time() - start
     written = []
     for plan, _ in plans:

@@ -10,9 +10,12 @@ A paper joins by adding its module name to PAPERS (its script declares an `EXPER
 from __future__ import annotations
 
 import importlib
+import sys
 import time
 
-from reproduce.cli import Parser, main_guard
+from common import UserError
+from engine.sweep import check_jobs
+from reproduce.cli import Parser, command_line, main_guard, refuse_unused
 from engine.rundir import results_root
 from engine.sweep import schedule
 from reproduce.runner import ALL, ANALYZE, DEMO, TEACHERS, Experiment, dry_run, out_dir, prepare, render_command, train
@@ -41,6 +44,7 @@ def print_help(log=print) -> None:
 
 @main_guard
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
     p = Parser(prog="python -m reproduce.papers", description=__doc__)
     p.add_argument("command", choices=("list", "help", "mini", TEACHERS, ALL, ANALYZE))
     p.add_argument("--profile", help="for teachers/all/analyze: the profile (default: each paper's own)")
@@ -51,6 +55,7 @@ def main(argv=None):
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--dry-run", action="store_true")
     args = p.parse_args(argv)
+    check_options(args)
     if args.command in ("list", "help"):
         if args.command == "help":
             return print_help()
@@ -64,10 +69,29 @@ def main(argv=None):
             todo += [(e, ALL, prof) for prof in e.mini_profiles]
         elif args.profile is None or args.profile in e.profiles:
             todo.append((e, args.command, args.profile))
-    return run_together(todo, args)
+    return run_together(todo, args, command_line("papers", argv))
 
 
-def run_together(todo, args) -> list:
+def check_options(args) -> None:
+    """Refuse an unknown profile and every option that does not apply to the command."""
+    c = args.command
+    training = {"--jobs": args.jobs is not None, "--device": args.device != "auto",
+                "--data-root": args.data_root is not None}
+    if c in ("list", "help"):
+        refuse_unused({**training, "--profile": args.profile is not None, "--seeds": args.seeds is not None,
+                       "--quiet": args.quiet, "--dry-run": args.dry_run}, f"{c} prints the papers and their commands")
+    if c == "mini":
+        refuse_unused({"--profile": args.profile is not None}, "mini runs every paper's own mini profiles "
+                      "(one profile: make teachers PROFILE=... or make <paper> PROFILE=...)")
+    if c == ANALYZE and not args.dry_run:       # --dry-run previews a command: it takes that command's options
+        refuse_unused(training, "analyze renders, training nothing")
+    known = sorted({name for e in experiments() for name in e.profiles})
+    if args.profile is not None and args.profile not in known:
+        raise UserError(f"unknown profile '{args.profile}' for --profile; known: {', '.join(known)}")
+    check_jobs(args.jobs)
+
+
+def run_together(todo, args, rerun: str | None = None) -> list:
     """Every (experiment, command, profile) of `todo` planned first, their runs trained as one
     schedule (teachers first, groups over one worker per core, runs shared by several papers once),
     then each rendered."""
@@ -75,13 +99,13 @@ def run_together(todo, args) -> list:
     prepared = [(e, command, *prepare(e, command, profile, args.seeds)) for e, command, profile in todo]
     if args.dry_run:
         for _, _, plan, configs in prepared:
-            dry_run(plan, schedule(configs))
+            dry_run(plan, schedule(configs), jobs=args.jobs)
         print(f"# together: {len({c.run_id for *_, cs in prepared for c in cs})} distinct runs")
         return []
     configs = list({c.run_id: c for *_, cs in prepared for c in cs}.values())
     profile = prepared[0][2].profile
     train(configs, profile=profile, jobs=args.jobs, device=args.device, data_root=args.data_root, quiet=args.quiet,
-          timings_dir=results_root() / "timings" / args.command)
+          timings_dir=results_root() / "timings" / args.command, rerun=rerun)
     print(f"== trained in {time.time() - start:.0f} s", flush=True)
     written = []
     for e, command, plan, _ in prepared:

@@ -16,19 +16,21 @@ import csv
 import json
 import os
 import re
+import sys
 import time
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from common import UserError
+from common.files import atomic_write_text
 from engine import RunConfig, RunDir, train_group
 from engine.config import _jsonable
-from engine.rundir import atomic_write_bytes, results_root
+from engine.rundir import RESULTS_ROOT_ENV, atomic_write_bytes, check_results_root, check_writable, results_root
 from engine.sweep import schedule
 from losses import loss_label
 from reproduce import costs
-from reproduce.cli import Parser, main_guard, threads_per_process
+from reproduce.cli import Parser, command_line, main_guard, refuse_unused, threads_per_process
 from reproduce.methods import config_words
 from reproduce.plan import Best, Cell, Claim, Figure, PaperNumber, Plan, Section, Table, configs_of, runs_in
 from reproduce.profiles import Profile, get_profile
@@ -51,7 +53,8 @@ class Experiment:
     def profile(self, name: str | None) -> Profile:
         name = name or self.default_profile
         if name not in self.profiles:
-            raise UserError(f"{self.name} has no profile '{name}'; known: {', '.join(self.profiles)}")
+            raise UserError(f"{self.name} has no profile '{name}' (--profile, make PROFILE=); known: "
+                            f"{', '.join(self.profiles)}")
         return get_profile(name, self.profiles)
 
     def plan(self, profile: str | None = None, seeds=None) -> Plan:
@@ -64,14 +67,43 @@ class Experiment:
 
 
 # --- the numbers each paper reports ----------------------------------------------------
-def load_numbers(paper: str) -> dict:
-    """reproduce/numbers/<paper>.csv: key -> {value, source, verified}."""
-    f = resources.files("reproduce") / "numbers" / f"{paper}.csv"
+def numbers_file(paper: str):
+    return resources.files("reproduce") / "numbers" / f"{paper}.csv"
+
+
+def load_numbers(paper: str, path=None) -> dict:
+    """reproduce/numbers/<paper>.csv: key -> {value, source, verified}. A repeated, empty or
+    non-numeric key is a UserError naming the file and line: the last row would otherwise win."""
+    f = path if path is not None else numbers_file(paper)
     if not f.is_file():
         return {}
-    with f.open() as fh:
-        return {r["key"]: {"value": float(r["value"]), "source": r["source"], "verified": r["verified"] == "yes"}
-                for r in csv.DictReader(fh)}
+    numbers, name = {}, f"reproduce/numbers/{paper}.csv" if path is None else str(path)
+    with f.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        if not {"key", "value", "source", "verified"} <= set(reader.fieldnames or ()):
+            raise UserError(f"{name} must have the columns key,value,source,verified; got {reader.fieldnames}")
+        for r in reader:
+            where, key = f"{name} line {reader.line_num}", (r["key"] or "").strip()
+            if not key:
+                raise UserError(f"{where}: empty key; give every row a key (or delete the row)")
+            if key in numbers:
+                raise UserError(f"{where}: key '{key}' is repeated (line {numbers[key]['line']} has it); "
+                                f"keep one row per key")
+            try:
+                value = float(r["value"])
+            except (TypeError, ValueError):
+                raise UserError(f"{where}: key '{key}' has value {r['value']!r}, not a number; "
+                                f"write the paper's number (e.g. 72.79)") from None
+            if r["verified"] not in ("yes", "no"):
+                raise UserError(f"{where}: key '{key}' has verified {r['verified']!r}; write yes or no")
+            numbers[key] = {"value": value, "source": r["source"], "verified": r["verified"] == "yes",
+                            "line": reader.line_num}
+    return numbers
+
+
+def _unknown(paper: str, key: str) -> UserError:
+    return UserError(f"{paper}: no paper number '{key}' in reproduce/numbers/{paper}.csv; add a row for it "
+                     f"or fix the key in reproduce/{paper}.py")
 
 
 def resolve_number(p: PaperNumber, numbers: dict, paper: str) -> dict:
@@ -90,7 +122,7 @@ def _number(key: str, numbers: dict, paper: str) -> dict:
         paper, key = key.split(":", 1)
         numbers = load_numbers(paper)
     if key not in numbers:
-        raise KeyError(f"{paper}: no paper number '{key}' in reproduce/numbers/{paper}.csv")
+        raise _unknown(paper, key)
     return numbers[key]
 
 
@@ -99,7 +131,7 @@ def resolve_statement(text: str, numbers: dict, paper: str) -> str:
     keys = PLACEHOLDER.findall(text)
     for k in keys:
         if k not in numbers:
-            raise KeyError(f"{paper}: no paper number '{k}' in reproduce/numbers/{paper}.csv")
+            raise _unknown(paper, k)
     out = PLACEHOLDER.sub(lambda m: f"{numbers[m.group(1)]['value']:.2f}", text)
     return out + (" [unverified]" if any(not numbers[k]["verified"] for k in keys) else "")
 
@@ -236,7 +268,7 @@ def plan_configs(plan: Plan, command: str) -> list[RunConfig]:
 
 
 # --- dry run -----------------------------------------------------------------------------
-def dry_run(plan: Plan, stages, log=print) -> float:
+def dry_run(plan: Plan, stages, log=print, jobs: int | None = None) -> float:
     """List every run with its estimated cost and status; return the total cost in seconds."""
     gpu = plan.profile.device == "gpu"
     unit, scale = ("GPU-h", 3600.0) if gpu else ("CPU-min", 60.0)
@@ -258,7 +290,7 @@ def dry_run(plan: Plan, stages, log=print) -> float:
                 log(f"{si:>5} {gi:>5}  {status:<8} {c.model:<15} {what:<22} "
                     f"{c.label_noise.tag:<8} {c.seed:>5} {c.recipe['epochs']:>6} {cost:>12.2f}  "
                     f"{teacher}")
-    jobs = default_jobs(plan.profile, "cpu")
+    jobs = jobs or default_jobs(plan.profile, "cpu")
     log(f"# total: {total / scale:.2f} {unit}"
         + (f" of one process; about {total / scale / jobs:.0f} wall-minutes with {jobs} processes"
            if not gpu and plan.profile.dataset != "synthetic" else ""))
@@ -289,7 +321,7 @@ def _timing(group, seconds) -> dict:
 
 
 def train_missing(stages, *, jobs: int, quiet: bool, log=print, device: str = "auto", launcher: dict | None = None,
-                  **train_kwargs) -> list[dict]:
+                  rerun: str | None = None, **train_kwargs) -> list[dict]:
     """Train every unfinished group: in this process stage by stage (jobs 1, local), over `jobs`
     worker processes (engine.sweep.run_parallel), or as Slurm jobs (engine.launch, `launcher`
     {"launcher": "slurm", ...}); groups that teach first, then the longest. Returns one timing row
@@ -321,21 +353,26 @@ def train_missing(stages, *, jobs: int, quiet: bool, log=print, device: str = "a
     bad = [(g, r) for g, r in zip(groups, results) if r["status"] in ("failed", "blocked")]
     if bad:
         first = next((r for _, r in bad if r["status"] == "failed"), bad[0][1])
-        raise UserError(f"{len(bad)} of {len(groups)} group(s) did not finish; first error: {first['error']} "
-                        "(rerun the same command to resume; --status lists the groups)")
+        counts = ", ".join(f"{sum(r['status'] == s for r in results)} {s}" for s in ("ok", "done", "failed", "blocked"))
+        raise UserError(f"{len(bad)} of {len(groups)} group(s) did not finish ({counts}); first error: "
+                        f"{first['error']}; resume with: {rerun or 'the same command'} (--status lists the groups)")
     return [_timing(g, r["seconds"]) for g, r in zip(groups, results) if r["status"] == "ok"]
 
 
 def write_timings(out: Path, timings: list[dict], wall: float, jobs: int) -> None:
-    out.mkdir(parents=True, exist_ok=True)
+    """Append this batch's rows to timings.csv (rewritten atomically: a kill never tears a row)."""
+    import io
+
     path = out / "timings.csv"
-    with open(path, "a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=[*timings[0], "jobs", "batch_wall_s", "when"])
-        if f.tell() == 0:
-            writer.writeheader()
-        stamp = time.strftime("%Y-%m-%d %H:%M")
-        for t in timings:
-            writer.writerow(t | {"jobs": jobs, "batch_wall_s": round(wall, 1), "when": stamp})
+    old = path.read_text() if path.exists() else ""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=[*timings[0], "jobs", "batch_wall_s", "when"])
+    if not old:
+        writer.writeheader()
+    stamp = time.strftime("%Y-%m-%d %H:%M")
+    for t in timings:
+        writer.writerow(t | {"jobs": jobs, "batch_wall_s": round(wall, 1), "when": stamp})
+    atomic_write_text(path, old + buf.getvalue())
 
 
 # --- one command -------------------------------------------------------------------------
@@ -345,23 +382,39 @@ def out_dir(plan: Plan) -> Path:
 
 def prepare(experiment: Experiment, command: str, profile: str | None = None, seeds=None,
             teachers=None) -> tuple[Plan, list]:
-    """The plan and the runs one command needs (a UserError for a command the profile lacks);
+    """The plan and the runs one command needs (a UserError for a command the profile lacks, or a
+    paper number missing from reproduce/numbers/<paper>.csv: found now, not after training);
     `teachers`: the --teachers values (reproduce/released.py; None: released ones at the paper
     profile when download_ckpts/ holds them)."""
     from reproduce import released
 
+    if seeds is not None and (len(set(seeds)) != len(seeds) or any(s < 0 for s in seeds)):
+        raise UserError(f"--seeds {' '.join(map(str, seeds))}: give distinct seeds >= 0 (a repeated seed would "
+                        "count one run twice in every mean)")
     mode, folder = released.parse(teachers)
     plan = experiment.plan(profile, seeds)
     if command not in (TEACHERS, ANALYZE, ALL) and command not in [s.name for s in plan.sections]:
         raise UserError(f"{experiment.name} has no command '{command}' at profile {plan.profile.name}")
+    check_numbers(plan, selected(plan, command))
     plan = released.resolve(plan, mode, folder, {c.run_id for c in plan_configs(plan, command)})
     return plan, plan_configs(plan, command)
 
 
+def check_numbers(plan: Plan, sections) -> None:
+    """Every paper number the manifests of `sections` (and the claims) quote resolves by key."""
+    numbers = load_numbers(plan.paper)
+    for s in sections:
+        for item in (*s.tables, *s.figures):
+            manifest(plan, item, numbers, {})
+    if plan.claims:
+        claims_manifest(plan, numbers, {})
+
+
 def train(configs: list[RunConfig], *, profile: Profile, jobs: int | None = None, device: str = "auto",
           data_root=None, download: bool = False, quiet: bool = False, launcher: dict | None = None,
-          timings_dir: Path | None = None, log=print, wandb: bool = False) -> None:
-    """Validate every unfinished config, then train them (teachers first), logging timings."""
+          timings_dir: Path | None = None, log=print, wandb: bool = False, rerun: str | None = None) -> None:
+    """Validate every unfinished config and the results root, then train them (teachers first),
+    logging timings. `rerun`: the command that resumes this one, for the failure summary."""
     from reproduce.released import import_missing
 
     import_missing(configs, log)                       # released teachers: imported, never trained
@@ -370,10 +423,12 @@ def train(configs: list[RunConfig], *, profile: Profile, jobs: int | None = None
         from engine.validate import validate_configs
 
         validate_configs(todo, data_root, download)      # every bad input before anything is trained
+    if todo:
+        check_results_root()
     jobs = jobs or default_jobs(profile, device)
     t0 = time.time()
     timings = train_missing(schedule(configs), jobs=jobs, quiet=quiet, log=log, device=device, data_root=data_root,
-                            download=download, launcher=launcher, **({"wandb": True} if wandb else {}))
+                            download=download, launcher=launcher, rerun=rerun, **({"wandb": True} if wandb else {}))
     if timings:
         log(f"trained {sum(t['runs'] for t in timings)} run(s) in {time.time() - t0:.0f} s wall")
         if timings_dir is not None:
@@ -398,23 +453,32 @@ def render_command(plan: Plan, command: str, out: Path) -> list[Path]:
 def run(experiment: Experiment, command: str, *, profile: str | None = None, seeds=None, device: str = "auto",
         data_root=None, download: bool = False, quiet: bool = False, dry: bool = False, jobs: int | None = None,
         out: Path | None = None, launcher: dict | None = None, status: bool = False, log=print,
-        wandb: bool = False, teachers=None) -> list[Path]:
+        wandb: bool = False, teachers=None, rerun: str | None = None) -> list[Path]:
     """Train what `command` needs (unless dry or analyze) and render its outputs; returns the files written.
     `status`: list the command's groups as queued / running / done / failed (from the run store) instead."""
     plan, configs = prepare(experiment, command, profile, seeds, teachers)
     if dry:
-        dry_run(plan, schedule(configs), log)
+        dry_run(plan, schedule(configs), log, jobs)
         return []
     if status:
-        from engine.launch import format_status, status as group_status
+        from engine.launch import format_status
 
-        log(format_status(group_status([g for stage in schedule(configs) for g in stage])))
+        log(format_status(status_rows(configs)))
         return []
     out = Path(out) if out is not None else out_dir(plan)
     if command != ANALYZE:
         train(configs, profile=plan.profile, jobs=jobs, device=device, data_root=data_root, download=download,
-              quiet=quiet, launcher=launcher, timings_dir=out, log=log, wandb=wandb)
-    return [] if command == TEACHERS else render_command(plan, command, out)
+              quiet=quiet, launcher=launcher, timings_dir=out, log=log, rerun=rerun, wandb=wandb)
+    if command == TEACHERS:
+        return []
+    check_writable(out, "output folder", f"set {RESULTS_ROOT_ENV} to a folder you can write, with free space")
+    return render_command(plan, command, out)
+
+
+def status_rows(configs: list[RunConfig]) -> list[dict]:
+    from engine.launch import status as group_status
+
+    return group_status([g for stage in schedule(configs) for g in stage])
 
 
 # --- command line ------------------------------------------------------------------------
@@ -447,28 +511,52 @@ def build_parser(experiment: Experiment, module_doc: str) -> Parser:
     return p
 
 
+def check_options(args, launcher: dict) -> None:
+    """Refuse the options that do not apply to what the command line asks (never ignore them).
+    --dry-run previews the command it is added to, so it takes that command's options."""
+    if args.status and args.dry_run:
+        raise UserError("--status lists the groups from the run store and --dry-run lists the runs with their "
+                        "costs: give one of them")
+    mode = ("--status reads the run store" if args.status else
+            "analyze renders, training nothing" if args.command == ANALYZE and not args.dry_run else None)
+    if mode is None:
+        return
+    unused = {"--jobs": args.jobs is not None, "--quiet": args.quiet, "--download": args.download,
+              "--data-root": args.data_root is not None, "--device": args.device != "auto",
+              "--launcher and the Slurm flags": len(launcher) > 1 or launcher["launcher"] != "local"}
+    refuse_unused(unused, mode)
+
+
 def paper_main(experiment: Experiment, module_doc: str = ""):
     """The `main(argv)` of a paper script."""
     @main_guard
     def main(argv=None):
+        argv = sys.argv[1:] if argv is None else list(argv)
         args = build_parser(experiment, module_doc).parse_args(argv)
-        if args.jobs is not None and args.jobs < 1:
-            raise UserError(f"--jobs must be >= 1, got {args.jobs}")
-        from engine.launch import launcher_options
+        from engine.launch import format_status, launcher_options
+        from engine.sweep import check_jobs
 
         launcher = launcher_options(args)
+        check_options(args, launcher)
+        check_jobs(args.jobs, launcher["launcher"])
         if args.wandb:
             from engine.tblog import require_wandb
 
             require_wandb()
+        if args.status:           # exit status as the sweep's: 1 unless every group is done
+            rows = status_rows(prepare(experiment, args.command, args.profile, args.seeds, args.teachers)[1])
+            print(format_status(rows))
+            if any(r["status"] != "done" for r in rows):
+                sys.exit(1)
+            return []
         start = time.time()
         written = run(experiment, args.command, profile=args.profile, seeds=args.seeds, device=args.device,
                       data_root=args.data_root, quiet=args.quiet, dry=args.dry_run, jobs=args.jobs,
-                      download=args.download, launcher=launcher, status=args.status, wandb=args.wandb,
-                      teachers=args.teachers)
+                      download=args.download, launcher=launcher, wandb=args.wandb, teachers=args.teachers,
+                      rerun=command_line(experiment.name, argv))
         for path in written:
             print(f"wrote {path}")
-        if not (args.dry_run or args.status):
+        if not args.dry_run:
             print(f"{args.command} ({args.profile}) finished in {time.time() - start:.0f} s")
         return written
 

@@ -15,7 +15,8 @@ teacher or student, as its config.json says everything the run computes.
 
 Before the one store, each experiment kept its own `results/<experiment>/runs/`; the run id
 never held the experiment, so moving a directory keeps it valid. A run found twice keeps the
-finished copy (the first finished one when both are); the other is removed and reported.
+finished copy (the first finished one when both are), else the fuller one (the later checkpoint
+that loads, then more metrics rows); the other is removed and reported.
 """
 from __future__ import annotations
 
@@ -28,9 +29,9 @@ from pathlib import Path
 
 from common import UserError
 from engine.imported import import_teacher
-from engine.rundir import RESULTS_ROOT_ENV, STORE, RunDir, results_root, store_root
+from engine.rundir import RESULTS_ROOT_ENV, STORE, RunDir, check_results_root, results_root, store_root
 from models.released import FORMATS
-from reproduce.cli import Parser, main_guard
+from reproduce.cli import Parser, main_guard, refuse_unused
 
 
 def old_run_dirs(root: Path) -> list[Path]:
@@ -40,6 +41,17 @@ def old_run_dirs(root: Path) -> list[Path]:
 
 def _finished(path: Path) -> bool:
     return (path / "summary.json").exists()
+
+
+def progress(path: Path) -> tuple:
+    """How far a copy of a run got: (finished, epoch of a checkpoint that loads, metrics rows)."""
+    try:
+        rd = RunDir.at(path)
+        epoch = rd.load_checkpoint()["epoch"] if rd.started else 0
+        rows = len(rd.metrics())
+    except (UserError, OSError, TypeError, KeyError):
+        epoch, rows = -1, 0
+    return _finished(path), epoch, rows
 
 
 def migrate(root: Path | None = None, log=print) -> dict:
@@ -53,11 +65,12 @@ def migrate(root: Path | None = None, log=print) -> dict:
             store.mkdir(parents=True, exist_ok=True)
             shutil.move(str(src), str(dest))
             counts["moved"] += 1
-        elif _finished(src) and not _finished(dest):
+        elif not _finished(dest) and progress(src) > progress(dest):
             shutil.rmtree(dest)
             shutil.move(str(src), str(dest))
             counts["replaced_unfinished"] += 1
-            log(f"replaced the unfinished {dest} by the finished copy from {src.parent.parent.name}")
+            log(f"replaced the unfinished {dest} by the {'finished' if _finished(src) else 'fuller'} copy "
+                f"from {src.parent.parent.name}")
         else:
             shutil.rmtree(src)
             counts["duplicates_removed"] += 1
@@ -95,7 +108,7 @@ def check_run(path: Path) -> str | None:
     try:
         rd = RunDir.at(path)
         if rd.finished:
-            rd.verify()
+            rd.verify(deep=True)
         elif rd.started:
             rd.check_resumable()
     except UserError as e:
@@ -121,6 +134,7 @@ def train_run(run_id: str, force: bool = False, root: Path | None = None, **trai
     path = store_root(root) / run_id
     if not (path / "config.json").exists():
         raise UserError(f"no run '{run_id}' in {store_root(root)} (python -m reproduce.store list shows them)")
+    check_results_root(root)
     with _results_root(root):            # the engine finds the run and its teachers there
         rd = RunDir.at(path)
         train(rd.config, force=force, **train_kw)
@@ -167,7 +181,14 @@ def main(argv=None):
     takes_one = args.command in ("train", "import-teacher")
     if takes_one != (args.run_id is not None):
         p.error("train takes one RUN_ID, import-teacher one FILE; the other commands take none")
+    if args.command != "train":
+        refuse_unused({"--force": args.force, "--device": args.device != "auto", "--data-root": args.data_root is not None,
+                       "--wait": args.wait, "--quiet": args.quiet}, f"{args.command} trains nothing (train takes them)")
     root = Path(args.root) if args.root else None
+    if root is not None and root.exists() and not root.is_dir():
+        raise UserError(f"--root {root} is a file, not a folder; give the results folder (the one holding runs/)")
+    if args.command == "migrate":
+        check_results_root(root)
     if args.command == "import-teacher":
         missing = [f"--{k}" for k in ("format", "model", "dataset") if getattr(args, k) is None]
         if missing:

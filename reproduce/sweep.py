@@ -12,15 +12,19 @@ runs are skipped, a failing group is reported and the others go on (engine/sweep
 a worked example: docs/cluster.md); the command waits for the sweep and can be rerun at any time
 (it re-attaches to its queued jobs, skips finished runs, resumes the others from checkpoints).
 
-Exit status: 1 when any group failed or was blocked by a failed teacher; with --status, 1 unless
-every group is done.
+Exit status: 1 when any group failed or was blocked by a failed teacher (the summary lists them
+and the command that resumes the sweep); with --status, 1 unless every group is done; 2 for a
+user error (one line: a bad config file, option or results folder); 128 + the signal for
+Ctrl-C, SIGTERM, SIGHUP (workers stopped, runs resumable). A worker that dies fails only its
+own group.
 """
 import sys
 
 from common import UserError
 from engine.launch import add_launcher_args, format_status, launch, launcher_options, status
-from engine.sweep import load_configs, schedule
-from reproduce.cli import Parser, main_guard
+from engine.rundir import check_results_root
+from engine.sweep import check_jobs, load_configs, schedule
+from reproduce.cli import Parser, command_line, main_guard, refuse_unused
 
 
 def build_parser() -> Parser:
@@ -43,14 +47,21 @@ def build_parser() -> Parser:
 
 @main_guard
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     options = launcher_options(args)
-    if args.jobs is not None and args.jobs < 1:
-        raise UserError(f"--jobs must be >= 1, got {args.jobs}")
     launcher_flags = len(options) > 1 or options["launcher"] != "local"
-    if (args.status or args.dry_run) and launcher_flags or (args.status and args.dry_run):
-        raise UserError("--status reads the run store and --dry-run lists the groups: neither takes launcher "
-                        "flags, and they do not go together")
+    if args.status and args.dry_run:
+        raise UserError("--status reads the run store and --dry-run lists the groups: give one of them")
+    if args.status:
+        refuse_unused({"--jobs": args.jobs is not None, "--threads": args.threads is not None,
+                       "--data-root": args.data_root is not None, "--device": args.device != "auto",
+                       "--launcher and the Slurm flags": launcher_flags}, "--status reads the run store")
+    if args.dry_run:
+        refuse_unused({"--launcher and the Slurm flags": launcher_flags}, "--dry-run lists the groups, submitting nothing")
+    check_jobs(args.jobs, options["launcher"])
+    if args.threads is not None and args.threads < 1:
+        raise UserError(f"--threads must be >= 1, got {args.threads}")
     configs = load_configs(args.configs)
     if args.status:
         rows = status(configs)
@@ -65,16 +76,24 @@ def main(argv=None):
                 row = rows[tuple(c.run_id for c in g)]
                 print(f"stage {si}: {len(g)} run(s) [{row['status']}]: {', '.join(c.run_id for c in g)}")
         return []
+    check_results_root()
     results = launch(configs, **options, jobs=args.jobs, device=args.device, threads=args.threads,
                      data_root=args.data_root)
+    summarize(results, command_line("sweep", argv))
+    if any(r["status"] in ("failed", "blocked") for r in results):
+        sys.exit(1)
+    return results
+
+
+def summarize(results: list[dict], rerun: str) -> None:
+    """What finished, what failed (one line each, on stderr) and the command that resumes the rest."""
     bad = [r for r in results if r["status"] in ("failed", "blocked")]
     counts = {s: sum(r["status"] == s for r in results) for s in ("ok", "done", "failed", "blocked")}
     print("sweep: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + " group(s)")
     for r in bad:
         print(f"  {r['status']}: {', '.join(r['runs'])}: {r['error']}", file=sys.stderr)
     if bad:
-        sys.exit(1)
-    return results
+        print(f"sweep: {len(bad)} group(s) did not finish; resume with: {rerun}", file=sys.stderr)
 
 
 if __name__ == "__main__":
