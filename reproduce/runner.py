@@ -446,7 +446,7 @@ def render_command(plan: Plan, command: str, out: Path) -> list[Path]:
 
     index = {c.run_id: c for s in plan.sections for c in configs_of(s)}
     sections = selected(plan, command)
-    names = write_manifests(plan, sections, out, index, claims=command != DEMO and all(s.claims for s in sections))
+    names = write_manifests(plan, sections, out, index, claims=command in (ALL, ANALYZE) or command != DEMO and all(s.claims for s in sections))
     return render(out, names)
 
 
