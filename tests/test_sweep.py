@@ -65,3 +65,13 @@ def test_run_parallel_reports_failures_and_skips_finished_runs(tmp_path):
     assert {r["status"] for r in again} == {"done"}
     assert RunDir(students[0]).summary_file.stat().st_mtime_ns == stamp
     assert json.loads(path.read_text())[0]["model"] == "cnn1d_teacher"
+
+
+def test_every_run_config_field_loads_from_a_sweep_file(tmp_path):
+    """The sweep file's schema knows every RunConfig field (a new field must not make saved configs unreadable)."""
+    import dataclasses
+
+    from engine.config import RunConfig
+    from engine.sweep import FIELDS
+
+    assert {f.name for f in dataclasses.fields(RunConfig)} == set(FIELDS)
