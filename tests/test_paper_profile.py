@@ -73,12 +73,12 @@ def test_paper3_cifar_pair_trains_ce_kd_and_tald(results, tmp_path, accept_any_m
     section = paper.paper_scale()
     row = next(r for r in section.tables[0].rows if r["pair"] == "wrn_40_2 -> wrn_16_2")
     teacher = row["teacher"].runs[0]
-    students = [row[k].runs[0] for k in ("CE", "CE + KL", "TALD 0.5")]
+    students = [row[k].runs[0] for k in ("CE", "CE + KL", "TALD 0.25")]
     train_group([teacher], quiet=True, device="cpu")
     train_group([students[0]], quiet=True, device="cpu")
     train_group(students[1:], quiet=True, device="cpu")
     tald = RunDir(students[2])
-    assert tald.config.loss == "tald" and tald.config.loss_hparams["scale"] == 0.5
+    assert tald.config.loss == "tald" and tald.config.loss_hparams["scale"] == 0.25
     assert tald.config.recipe["ce_weight"] == 1.0 and tald.config.dataset == "cifar100"
     for c in students:
         assert math.isfinite(RunDir(c).summary()["final"]["test_top1"])

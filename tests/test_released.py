@@ -282,7 +282,7 @@ def test_paper_script_with_released_teachers_end_to_end(smoke_release, results, 
     table = (results / "compare" / "smoke" / "comparison.md").read_text()
     assert "teacher cnn1d_teacher, released (mdistiller)" in table
     manifest = json.loads((results / "compare" / "smoke" / "manifest" / "comparison.table.json").read_text())
-    assert manifest["runs"][tid] == "cnn1d_teacher released (mdistiller)"
+    assert manifest["runs"][tid]["label"] == "cnn1d_teacher released (mdistiller)"
     # --teachers train: the plan as declared, its own trained teacher
     plain = plan_configs(released.resolve(EXPERIMENT.plan("smoke"), *released.parse(["train"])), "table")
     assert {c.run_id for c in plain} == {c.run_id for c in plan_configs(EXPERIMENT.plan("smoke"), "table")}
