@@ -42,6 +42,8 @@ class Objective:
 
 
 def _num(x) -> str:
+    if isinstance(x, bool) or x is None:
+        return str(x)
     return "inf" if isinstance(x, float) and math.isinf(x) else f"{x:g}" if isinstance(x, (int, float)) else str(x)
 
 
@@ -64,7 +66,7 @@ def _inner(loss: str, hp: dict) -> str:
             return f"{inner} on z-scored logits"
         noise = ", ".join(f"{k} {_num(v)}" for k, v in sorted(own.items()))
         return f"{inner} on teacher logits + noise ({noise})"
-    args = ", ".join(f"{k} {_num(v)}" for k, v in sorted(hp.items()))
+    args = ", ".join(f"{k} {_num(v)}" for k, v in sorted(hp.items()) if v is not None)
     return f"{loss.upper()}({args})" if args else loss.upper()
 
 
