@@ -395,7 +395,7 @@ def write_runs_csv(ctx: Context, out: Path) -> Path:
     entries, tables = {}, {}
     for m in every:
         for rid, e in m.get("runs", {}).items():
-            entries[rid] = e
+            entries[rid] = e if isinstance(e, dict) else {"label": e}      # a legacy manifest: its label only
             tables.setdefault(rid, []).append(m["name"])
     path = out / RUNS_CSV
     old = pd.read_csv(path, dtype={"run_id": str}).set_index("run_id") if path.is_file() else pd.DataFrame()

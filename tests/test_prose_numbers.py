@@ -53,7 +53,8 @@ def test_generated_readings_match_their_claims(reading):
 # profiles with their raw timings beside each ratio, dated in its text
 DOCS = [*PROSE, *[p for p in sorted((ROOT / "docs").glob("*.md")) if p.name not in ("papers.md", "speed.md")]]
 MEASURED = re.compile(r"(?<![\w.])[+\-\u2212]?\d+\.\d{2,}(?![\d])")     # a measurement: two or more decimals
-NOT_MEASURED = re.compile(r"`[^`]*`|arXiv \d{4}\.\d{4,5}|\d{4}\.\d{5}")   # code spans (example messages), arXiv ids
+# code spans (example messages), arXiv ids, versions
+NOT_MEASURED = re.compile(r"`[^`]*`|arXiv \d{4}\.\d{4,5}|\d{4}\.\d{5}|(?:Python|torch|torchvision) \d+\.\d+(?:\.\d+)?")
 
 
 def committed_text() -> str:
