@@ -17,7 +17,8 @@ import json
 import os
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 from importlib import resources
 from pathlib import Path
 
@@ -47,6 +48,11 @@ class Experiment:
     default_profile: str = "mini"
     mini_profiles: tuple = ("mini",)   # what `make mini` runs
     demo_section: str | None = None    # the section `make demo` shows (one seed)
+    extra_args: object = None          # (parser) -> None: flags of this script alone, given to declare as keywords
+
+    def bind(self, extras: dict) -> "Experiment":
+        """The experiment whose declare gets this script's own flags (`extra_args`)."""
+        return self if not extras else replace(self, declare=partial(self.declare, **extras))
 
     def profile(self, name: str | None) -> Profile:
         name = name or self.default_profile
@@ -443,6 +449,10 @@ def build_parser(experiment: Experiment, module_doc: str) -> Parser:
     from engine.launch import add_launcher_args
 
     add_launcher_args(p)
+    known = {a.dest for a in p._actions}
+    if experiment.extra_args is not None:
+        experiment.extra_args(p)
+    p.extra_dests = [a.dest for a in p._actions if a.dest not in known]
     return p
 
 
@@ -450,7 +460,9 @@ def paper_main(experiment: Experiment, module_doc: str = ""):
     """The `main(argv)` of a paper script."""
     @main_guard
     def main(argv=None):
-        args = build_parser(experiment, module_doc).parse_args(argv)
+        parser = build_parser(experiment, module_doc)
+        args = parser.parse_args(argv)
+        bound = experiment.bind({k: getattr(args, k) for k in parser.extra_dests})
         if args.jobs is not None and args.jobs < 1:
             raise UserError(f"--jobs must be >= 1, got {args.jobs}")
         from engine.launch import launcher_options
@@ -461,7 +473,7 @@ def paper_main(experiment: Experiment, module_doc: str = ""):
 
             require_wandb()
         start = time.time()
-        written = run(experiment, args.command, profile=args.profile, seeds=args.seeds, device=args.device,
+        written = run(bound, args.command, profile=args.profile, seeds=args.seeds, device=args.device,
                       data_root=args.data_root, quiet=args.quiet, dry=args.dry_run, jobs=args.jobs,
                       download=args.download, launcher=launcher, status=args.status, wandb=args.wandb,
                       teachers=args.teachers)
