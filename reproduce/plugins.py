@@ -16,6 +16,8 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
+import torch
+
 from common import UserError
 from losses import LOSSES, build_loss, defaults as loss_defaults
 from losses import plugins as loaded
@@ -62,6 +64,20 @@ def _number(spec: str, key: str, value, *, integer: bool = False, positive: bool
     return int(value) if integer else float(value)
 
 
+def trial(loss) -> None:
+    """One step on a tiny batch, as the engine calls a loss: a hyperparameter the constructor let
+    through but the loss cannot use fails here, in one line, not in a worker after the teachers."""
+    g = torch.Generator().manual_seed(0)
+    zs, zt = torch.randn(4, 5, generator=g, requires_grad=True), torch.randn(4, 5, generator=g)
+    y = torch.arange(4)
+    loss.set_progress(0.0)
+    loss.observe_teacher(zt, y)
+    value = loss(zs, zt, y)
+    if not isinstance(value, torch.Tensor) or value.dim() != 0 or not torch.isfinite(value):
+        raise UserError(f"the loss must return a finite scalar tensor, got {value!r} on a 4 x 5 batch")
+    value.backward()
+
+
 def parse_method(spec: str) -> ExtraMethod:
     """'name[:key=value,...]' -> ExtraMethod; the loss must be registered (load its plugin first)."""
     name, _, rest = spec.partition(":")
@@ -83,9 +99,10 @@ def parse_method(spec: str) -> ExtraMethod:
     defaults = loss_defaults(name)
     hparams = {k: v for k, v in options.items() if k not in defaults or defaults[k] != v}  # run ids as the papers'
     try:
-        build_loss(name, **hparams)
-    except Exception as e:                      # noqa: BLE001  a researcher's constructor may raise anything
-        raise UserError(f"--method {spec}: {' '.join(str(e).split())}") from None
+        trial(build_loss(name, **hparams))
+    except Exception as e:                      # noqa: BLE001  a researcher's loss may raise anything
+        what = str(e) if isinstance(e, UserError) else f"{type(e).__name__}: {e}"
+        raise UserError(f"--method {spec}: {' '.join(what.split())}") from None
     out = ExtraMethod(name, name, hparams, plugin=loaded.source_sha256(name))
     if "ce_weight" in objective:
         out = dataclasses.replace(out, ce_weight=_number(spec, "ce_weight", objective["ce_weight"]))
