@@ -13,6 +13,9 @@ class Registry:
     def __init__(self, kind: str):
         self.kind = kind  # "loss", "model", "dataset": used in error messages
         self._factories: dict[str, Callable] = {}
+        # called once per unknown name before giving up: the loss registry imports researchers'
+        # plugin files there (losses/plugins.py), so spawned workers and Slurm jobs find them too
+        self.fallback: Callable[[], None] | None = None
 
     def register(self, name: str | None = None):
         def decorator(factory: Callable) -> Callable:
@@ -27,11 +30,16 @@ class Registry:
     def names(self) -> list[str]:
         return sorted(self._factories)
 
-    def __contains__(self, name: str) -> bool:
+    def _known(self, name: str) -> bool:
+        if name not in self._factories and self.fallback is not None:
+            self.fallback()
         return name in self._factories
 
+    def __contains__(self, name: str) -> bool:
+        return self._known(name)
+
     def get(self, name: str) -> Callable:
-        if name not in self._factories:
+        if not self._known(name):
             raise UserError(f"unknown {self.kind} '{name}'; known: {', '.join(self.names())}")
         return self._factories[name]
 

@@ -53,6 +53,8 @@ class RunConfig:
     imported: dict = field(default_factory=dict)   # released weights instead of training (engine/imported.py):
     #   {"format", "sha256", "file"}; the file's path is a tag, the bytes (sha256) enter the run id.
     #   Empty for trained runs, and then left out of config.json and the hash (their run ids did not change)
+    plugin: str = ""                     # sha256 of the researcher's file that registers `loss` (losses/plugins.py):
+    #   in the run id, so an edited file trains anew; empty for built-in losses, then left out as `imported` is
 
     @property
     def is_teacher(self) -> bool:
@@ -64,8 +66,9 @@ class RunConfig:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["teachers"] = list(self.teachers)
-        if not self.imported:
-            d.pop("imported")
+        for key in ("imported", "plugin"):
+            if not d[key]:
+                d.pop(key)
         return d
 
     @staticmethod

@@ -50,6 +50,7 @@ from common import UserError
 from common.files import atomic_write_text
 from engine.config import RunConfig
 from engine.rundir import RESULTS_ROOT_ENV, RunDir, results_root, write_json
+from losses.plugins import PLUGINS_ENV
 
 LAUNCHERS = ("local", "slurm")
 EXECUTORS = ("slurm", "local")     # submitit executors for the slurm launcher
@@ -93,9 +94,12 @@ class GroupJob:
         self.train_kwargs = dict(train_kwargs)
         self.root = root
         self.threads = threads
+        self.plugins = os.environ.get(PLUGINS_ENV, "")   # researchers' loss files (losses/plugins.py), as the store
 
     def __call__(self) -> dict:
         os.environ[RESULTS_ROOT_ENV] = self.root      # the driver's run store, whatever the node's cwd
+        if self.plugins:
+            os.environ[PLUGINS_ENV] = self.plugins    # whatever sbatch's --export passes on
         os.environ["OMP_NUM_THREADS"] = str(self.threads)
         import torch
 

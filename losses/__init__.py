@@ -6,10 +6,14 @@
 
 Registered: ce, kl, mse (paper 1), dkl, ikl (paper 2), dkd (paper-2 baseline), tald (paper 3),
 ls (logit standardization, Sun et al. CVPR 2024: the comparison's later baseline).
-`losses.reference` holds slow re-implementations for tests and benchmarks.
+`losses.reference` holds slow re-implementations for tests and benchmarks; `losses.plugins`
+imports a researcher's own file of losses (`--plugin` of reproduce.compare).
 """
 from losses.base import LOSSES, DistillLoss, loss_defaults
 from losses import ce, dkd, dkl, ikl, kl, ls, mse, tald  # noqa: F401  (registration)
+from losses import plugins
+
+LOSSES.fallback = plugins.load_env   # a name no built-in registers: a researcher's file of $LOGIT_KD_PLUGINS
 
 
 def build_loss(name: str, **hparams) -> DistillLoss:

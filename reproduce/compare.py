@@ -16,6 +16,8 @@ with the authors' weights CE 0.1 / KD 9; DKD with its own weights: our choice).
   out), never on the test set; the choices below are checked by the claims.
 - `table`: test top-1 % (last epoch, mean ± std over seeds) and, for each method, the paired
   difference to KD over seeds (mean ± std of the per-seed differences), and a forest figure.
+- `--plugin FILE --method NAME[:key=value,...]` (reproduce/plugins.py): your own loss joins the
+  table, its interval against KD, the claims and the forest figure, on the same pairs and seeds.
 Outputs: results/compare/<profile>/ (`make compare`).
 """
 from __future__ import annotations
@@ -23,7 +25,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from reproduce.decoupled_kl import PAPER_PAIRS, PAPER_PROFILE as P2_PAPER, Paper2
-from reproduce import methods
+from reproduce import methods, plugins
 from reproduce.plan import Best, Claim, Figure, Plan, Runs, Section, Table, cell, kl_hparams
 from reproduce.profiles import MINI100, SMOKE, Profile
 from reproduce.runner import Experiment, paper_main
@@ -167,6 +169,7 @@ class Compare:
                           Best(tuple((k, cell(c)) for k, c in self._search["scale"].items())),
                           name_a=f"scale={TALD_SCALE:g}", kind="choice")]
         c = self._cells
+        says = {**PAPER_SAYS, **{m.name: m.says for m in self.extra}}
         for pair in self.pairs:
             where = pair.name or pair.key
             diff = lambda a, b: replace(c[(pair.key, a)], minus=c[(pair.key, b)])  # noqa: E731
@@ -176,7 +179,7 @@ class Compare:
             for name in self.method_names():
                 if name in ("CE", "KD"):
                     continue
-                out.append(Claim(f"{name} beats KD on {where}", PAPER_SAYS.get(name, "the method's paper: above KD"),
+                out.append(Claim(f"{name} beats KD on {where}", says.get(name, "the method's paper: above KD"),
                                  diff(name, "KD"), name_a=f"{name} − KD", unit=" points", margin=MARGIN, family=family))
             family = f"one change, {where}"
             tald, tald_kd = methods.tald_name(TALD_SCALE), methods.tald_name(TALD_SCALE, kd_weights=True)
@@ -201,15 +204,18 @@ class Compare:
                     statistic="last epoch")
 
 
-def declare(profile: Profile, seeds: tuple) -> Plan:
-    return Compare(profile, seeds).plan()
+def declare(profile: Profile, seeds: tuple, plugin=(), method=()) -> Plan:
+    """The comparison's plan; `plugin` / `method`: the --plugin files and --method strings."""
+    extra = plugins.extra_methods(plugin, method, Compare(profile, seeds).method_names()) if plugin or method else ()
+    return Compare(profile, seeds, extra).plan()
 
 
 # where the comparison decides claims: 10 seeds at mini scale (paper 2's headline pairs reuse these runs)
 MINI100_10 = replace(MINI100, seeds=tuple(range(10)))
 EXPERIMENT = Experiment(NAME, "The comparison: every logit loss on identical pairs", declare,
                         profiles={"paper": P2_PAPER, "mini100": MINI100_10, "smoke": SMOKE},
-                        default_profile="mini100", mini_profiles=("mini100",), demo_section="demo")
+                        default_profile="mini100", mini_profiles=("mini100",), demo_section="demo",
+                        extra_args=plugins.add_args)
 main = paper_main(EXPERIMENT, __doc__)
 
 if __name__ == "__main__":

@@ -18,7 +18,8 @@ import os
 import re
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 from importlib import resources
 from pathlib import Path
 
@@ -49,6 +50,11 @@ class Experiment:
     default_profile: str = "mini"
     mini_profiles: tuple = ("mini",)   # what `make mini` runs
     demo_section: str | None = None    # the section `make demo` shows (one seed)
+    extra_args: object = None          # (parser) -> None: flags of this script alone, given to declare as keywords
+
+    def bind(self, extras: dict) -> "Experiment":
+        """The experiment whose declare gets this script's own flags (`extra_args`)."""
+        return self if not extras else replace(self, declare=partial(self.declare, **extras))
 
     def profile(self, name: str | None) -> Profile:
         name = name or self.default_profile
@@ -508,6 +514,10 @@ def build_parser(experiment: Experiment, module_doc: str) -> Parser:
     from engine.launch import add_launcher_args
 
     add_launcher_args(p)
+    known = {a.dest for a in p._actions}
+    if experiment.extra_args is not None:
+        experiment.extra_args(p)
+    p.extra_dests = [a.dest for a in p._actions if a.dest not in known]
     return p
 
 
@@ -532,7 +542,9 @@ def paper_main(experiment: Experiment, module_doc: str = ""):
     @main_guard
     def main(argv=None):
         argv = sys.argv[1:] if argv is None else list(argv)
-        args = build_parser(experiment, module_doc).parse_args(argv)
+        parser = build_parser(experiment, module_doc)
+        args = parser.parse_args(argv)
+        bound = experiment.bind({k: getattr(args, k) for k in parser.extra_dests})
         from engine.launch import format_status, launcher_options
         from engine.sweep import check_jobs
 
@@ -544,13 +556,13 @@ def paper_main(experiment: Experiment, module_doc: str = ""):
 
             require_wandb()
         if args.status:           # exit status as the sweep's: 1 unless every group is done
-            rows = status_rows(prepare(experiment, args.command, args.profile, args.seeds, args.teachers)[1])
+            rows = status_rows(prepare(bound, args.command, args.profile, args.seeds, args.teachers)[1])
             print(format_status(rows))
             if any(r["status"] != "done" for r in rows):
                 sys.exit(1)
             return []
         start = time.time()
-        written = run(experiment, args.command, profile=args.profile, seeds=args.seeds, device=args.device,
+        written = run(bound, args.command, profile=args.profile, seeds=args.seeds, device=args.device,
                       data_root=args.data_root, quiet=args.quiet, dry=args.dry_run, jobs=args.jobs,
                       download=args.download, launcher=launcher, wandb=args.wandb, teachers=args.teachers,
                       rerun=command_line(experiment.name, argv))
