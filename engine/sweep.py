@@ -160,7 +160,7 @@ def save_configs(configs: list[RunConfig], path) -> Path:
 
 FIELDS = {"experiment": str, "dataset": str, "model": str, "loss": str, "loss_hparams": dict, "teachers": list,
           "ensemble": str, "recipe": dict, "seed": int, "dataset_options": dict, "model_options": dict,
-          "label_noise": dict, "teacher_cache": bool, "method": str, "imported": dict}
+          "label_noise": dict, "teacher_cache": bool, "method": str, "imported": dict, "plugin": str}
 REQUIRED = ("experiment", "dataset", "model", "recipe")
 LOAD_FIX = "write a JSON list of run configs (engine.sweep.save_configs writes one)"
 
