@@ -115,28 +115,27 @@ def _agreement(run, against, key: str) -> float:
     return agreement_metrics(o["logits"].float(), a["logits"].float()).get(key, math.nan)
 
 
-@register("last_fifth_gain")
-def _last_fifth_gain(run, against=None, key: str = "test_top1") -> float:
-    """Accuracy gained over the last fifth of training: the last evaluated epoch minus the first
-    evaluated one at or after 80 % of the epochs (about 0 once the schedule has converged)."""
+def _gain_over_last(run, share: float, key: str) -> float:
+    """`key` at the last evaluated epoch minus at the first evaluated one at or after (1 - share) of
+    the epochs (about 0 once the schedule has converged)."""
     rows = [r for r in run.metrics if key in r]
     if not rows:
         return math.nan
     epochs = rows[-1]["epoch"]
-    start = next(r for r in rows if r["epoch"] >= 0.8 * epochs)
+    start = next(r for r in rows if r["epoch"] >= (1 - share) * epochs)
     return rows[-1][key] - start[key]
+
+
+@register("last_fifth_gain")
+def _last_fifth_gain(run, against=None, key: str = "test_top1") -> float:
+    """Accuracy gained over the last fifth of training."""
+    return _gain_over_last(run, 0.2, key)
 
 
 @register("last_tenth_gain")
 def _last_tenth_gain(run, against=None, key: str = "test_top1") -> float:
-    """Accuracy gained over the last tenth of training (last evaluated epoch minus the first
-    evaluated one at or after 90 % of the epochs): still rising when clearly above 0."""
-    rows = [r for r in run.metrics if key in r]
-    if not rows:
-        return math.nan
-    epochs = rows[-1]["epoch"]
-    start = next(r for r in rows if r["epoch"] >= 0.9 * epochs)
-    return rows[-1][key] - start[key]
+    """Accuracy gained over the last tenth of training: still rising when clearly above 0."""
+    return _gain_over_last(run, 0.1, key)
 
 
 @register("generalization_gap")

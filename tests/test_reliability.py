@@ -20,7 +20,7 @@ from common import UserError
 from engine import LabelNoise, RunDir, TrainingDiverged, make_config, teacher_config, train, train_group
 from engine.rundir import RunLock
 from engine.sweep import _train_in_worker, run_parallel
-from engine.trainer import Trainer
+from run_helpers import interrupted
 from reproduce.store import main as store_cli
 from reproduce.train import main as train_cli
 
@@ -254,26 +254,6 @@ def test_two_processes_sharing_a_missing_teacher_train_it_once(results):
 
 
 # ------------------------------------------------------------------ lost and torn log lines
-class Stop(Exception):
-    pass
-
-
-def interrupted(cfg, monkeypatch, after: int) -> RunDir:
-    """`cfg` trained until its checkpoint of epoch `after`, then stopped (a kill at that point)."""
-    real = Trainer._checkpoint
-
-    def checkpoint(self, m, epoch_done):
-        real(self, m, epoch_done)
-        if epoch_done == after:
-            raise Stop
-
-    monkeypatch.setattr(Trainer, "_checkpoint", checkpoint)
-    with pytest.raises(Stop):
-        train(cfg, quiet=True)
-    monkeypatch.setattr(Trainer, "_checkpoint", real)
-    return RunDir(cfg)
-
-
 def straight_rows(cfg, tmp_path, monkeypatch):
     monkeypatch.setenv("LOGIT_KD_RESULTS", str(tmp_path / "straight"))
     rows = train(cfg, quiet=True).metrics()

@@ -22,7 +22,7 @@ from common import UserError
 from engine import RunDir, make_config, teacher_config, train
 from engine.config import _jsonable
 from engine.sweep import save_configs
-from engine.trainer import Trainer
+from run_helpers import interrupted
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = {"num_train": 192, "num_test": 96, "num_classes": 4, "shape": [1, 24]}
@@ -561,26 +561,6 @@ def test_store_verify_reads_every_file_a_later_step_reads(capsys, damage, messag
     store(["verify"])                                 # whole again
 
 
-class Stop(Exception):
-    pass
-
-
-def unfinished(cfg, monkeypatch, after: int) -> Path:
-    """`cfg` trained until its checkpoint of epoch `after` (then stopped, as by a kill); its directory."""
-    real = Trainer._checkpoint
-
-    def checkpoint(self, m, epoch_done):
-        real(self, m, epoch_done)
-        if epoch_done == after:
-            raise Stop
-
-    monkeypatch.setattr(Trainer, "_checkpoint", checkpoint)
-    with pytest.raises(Stop):
-        train(cfg, quiet=True)
-    monkeypatch.setattr(Trainer, "_checkpoint", real)
-    return RunDir(cfg).path
-
-
 @pytest.mark.parametrize("fuller", ["a_first", "b_second"])
 def test_store_migrate_keeps_the_fuller_of_two_unfinished_copies(results, monkeypatch, capsys, fuller):
     from reproduce.store import migrate
@@ -589,7 +569,7 @@ def test_store_migrate_keeps_the_fuller_of_two_unfinished_copies(results, monkey
                       recipe_overrides={"epochs": 4})
     epochs = {"a_first": 3, "b_second": 1} if fuller == "a_first" else {"a_first": 1, "b_second": 3}
     for experiment, after in epochs.items():
-        shutil.move(str(unfinished(cfg, monkeypatch, after)), str(results / experiment / "runs" / cfg.run_id))
+        shutil.move(str(interrupted(cfg, monkeypatch, after).path), str(results / experiment / "runs" / cfg.run_id))
     migrate(results, log=lambda *a: None)
     rd = RunDir(cfg)
     assert rd.load_checkpoint()["epoch"] == 3 and len(rd.metrics()) == 3
