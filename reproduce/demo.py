@@ -5,7 +5,7 @@ seed (0) on its default profile; all of them are scheduled together (teachers fi
 spread over one worker per core) and trained into the one run store, so runs that `make mini`
 or another paper already trained are reused and an interrupted demo resumes where it stopped.
 Then each headline table is printed and its figure written under results/demo/<paper>/. One
-seed, so differences of a few tenths are noise here; the committed 3-seed results are under
+seed, so differences of a few tenths are noise here; the committed multi-seed results are under
 results/<paper>/<profile>/.
 """
 import sys

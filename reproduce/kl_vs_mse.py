@@ -470,7 +470,7 @@ class Paper1:
         kd = {s: self.student("kl", s, tau=4.0, alpha=0.9) for s in self.seeds}
         rows = {"CE": rows.pop("CE"), "KD: " + loss_label("kl", kl_hparams(4.0, 0.9)): kd, **rows}
         table = self.tau_sweep_table(rows, name="headline",
-                                     note="Demo: a few taus and one seed; the full 3-seed sweep is results/kl_vs_mse/mini/.")
+                                     note="Demo: a few taus and one seed; the full multi-seed sweep is results/kl_vs_mse/mini/.")
         return Section("demo", (table,), (self.tau_sweep_figure(rows, name="headline"),), runs=(self.teacher(),))
 
     def plan(self) -> Plan:
