@@ -4,7 +4,7 @@ directories they name (analysis/render.py calls these through FIGURES, TABLES an
 
 - figures: tau_sweep.png (accuracy and logit matching against tau), features.png (PCA of
   penultimate features), label_noise.png (noise-robustness curves);
-- tables: logit_matching (cells plus the teacher's logit norm in the caption), gradient_check
+- tables: logit_matching (cells plus the teachers' logit norm in the caption), gradient_check
   (autograd gradients of `kl` on a run's saved logits against paper 1's tau limits);
 - checks: gradient_limits (the claim row read off gradient_check).
 
@@ -26,7 +26,7 @@ import torch  # noqa: E402
 from analysis.figures import save_figure  # noqa: E402
 from analysis.metrics import cluster_spread  # noqa: E402
 from analysis.render import cells_table  # noqa: E402
-from analysis.tables import MISSING, Stat, Table  # noqa: E402
+from analysis.tables import MISSING, Stat, Table, stat_from_values  # noqa: E402
 
 TAU_INF_X = 100.0   # where tau = inf sits on the log axis
 
@@ -101,9 +101,18 @@ def tau_sweep_figure(ctx, m: dict, path: Path) -> Path:
 
 # --- logit matching ----------------------------------------------------------------------
 def logit_matching_table(ctx, m: dict) -> Table:
-    """The cells, and the teacher's logit norm (from its saved test logits) in the caption."""
-    ot = ctx.outputs(m["data"]["teacher"]["run"])
-    tnorm = MISSING if ot is None else f"{ot['logits'].float().norm(dim=1).mean():.3f}"
+    """The cells, and the teachers' logit norm (from their saved test logits) in the caption: one
+    teacher's, or mean ± std over the teachers of the seeds (teachers nested in seeds)."""
+    data = m["data"]
+    teachers = data["teachers"] if "teachers" in data else [data["teacher"]]    # an older manifest: one teacher
+    outs = [ctx.outputs(t["run"]) for t in teachers]
+    norms = [float(o["logits"].float().norm(dim=1).mean()) for o in outs if o is not None]
+    if not norms:
+        tnorm = MISSING
+    elif len(teachers) == 1:
+        tnorm = f"{norms[0]:.3f}"
+    else:
+        tnorm = f"{stat_from_values(norms, len(teachers), 3)} over the {len(teachers)} teachers of the seeds"
     return cells_table(ctx, m | {"note": m["note"].replace("{teacher_logit_norm}", tnorm)})
 
 

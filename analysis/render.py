@@ -42,8 +42,16 @@ def read_manifest(path: Path) -> dict:
                         "for its section (e.g. `make <paper>.<section>`) to write it again") from e
 
 
-def metric_key(c: dict) -> str:
-    """The runs.csv column of a cell's metric: the metric, its arguments, the run it is measured against."""
+def against_id(c: dict, run_id: str | None = None) -> str | None:
+    """The run a cell's metric of run `run_id` is measured against: the cell's one `against` run,
+    or, where `against` maps run ids to runs (each run against its own seed's), `run_id`'s."""
+    a = c.get("against")
+    return a.get(run_id) if isinstance(a, dict) else a
+
+
+def metric_key(c: dict, run_id: str | None = None) -> str:
+    """The runs.csv column of a cell's metric (of run `run_id`): the metric, its arguments, the run
+    it is measured against."""
     key = c["metric"]
     args = c.get("args") or {}
     if args:
@@ -52,8 +60,9 @@ def metric_key(c: dict) -> str:
         if len(plain) < len(args):      # long arguments (a class hierarchy) by a digest
             key += ("," if plain else "") + hashlib.sha1(json.dumps(args, sort_keys=True).encode()).hexdigest()[:8]
         key += ")"
-    if c.get("against"):
-        key += f"@{c['against']}"
+    against = against_id(c, run_id)
+    if against:
+        key += f"@{against}"
     return key
 
 
@@ -94,14 +103,14 @@ class Context:
         """One run's value of a cell's metric (None when absent), recorded for runs.csv."""
         if not self.finished(run_id):
             return None
-        key = metric_key(c)
+        key = metric_key(c, run_id)
         if self.from_csv:
             v = self.df.loc[run_id, key] if key in self.df.columns else None
             return None if v is None or (isinstance(v, float) and math.isnan(v)) else v
         if c.get("reduce") == "first" or metrics.is_derived(c["metric"]):
             f = self.files(run_id)
             v = None if f is None or (f.outputs is None and not f.metrics) else \
-                metrics.compute(c["metric"], f, self.files(c.get("against")), c.get("args"))
+                metrics.compute(c["metric"], f, self.files(against_id(c, run_id)), c.get("args"))
         else:
             v = self.df.loc[run_id, key] if key in self.df.columns else None
         if isinstance(v, float) and math.isnan(v):

@@ -39,11 +39,12 @@ class Cell:
     """Our measurement: `metric` over `runs` (one per seed; a run shared by every seed, such as
     a teacher, counts once), mean ± std. `metric` is a summary column of analysis/runs.py
     (final_*, last10_*, best_*) or a metric of analysis/metrics.py computed from saved outputs
-    (e.g. "cluster_spread", "agreement:logit_dist" against the run `against`)."""
+    (e.g. "cluster_spread", "agreement:logit_dist" against the run `against`: one run for every
+    seed, or {seed: run}, each run against the run of its own seed, e.g. its seed's teacher)."""
     runs: tuple
     metric: str = "final_test_top1"
     digits: int = 2
-    against: RunConfig | None = None
+    against: RunConfig | dict | None = None
     reduce: str = "stat"          # "stat": mean ± std over runs; "first": the first run's value, as text;
                                   # "interval": with `minus`, the paired difference and its 95 % interval
     args: dict = field(default_factory=dict)   # JSON-able arguments of a derived metric (e.g. tau)
@@ -52,10 +53,18 @@ class Cell:
     def run_ids(self) -> list[str]:
         return list(dict.fromkeys(c.run_id for c in self.runs))
 
+    def against_of(self, run: RunConfig) -> RunConfig | None:
+        """The run `run`'s metric is measured against (per seed: the run of `run`'s seed)."""
+        return self.against.get(run.seed) if isinstance(self.against, dict) else self.against
+
 
 def cell(runs, metric: str = "final_test_top1", digits: int = 2, **kw) -> Cell:
-    """A Cell from a {seed: config} dict or a list of configs."""
+    """A Cell from a {seed: config} dict or a list of configs. `against` as {seed: config} that
+    names one run for every seed is that run."""
     runs = runs.values() if isinstance(runs, dict) else runs
+    against = kw.get("against")
+    if isinstance(against, dict) and len({c.run_id for c in against.values()}) == 1:
+        kw["against"] = next(iter(against.values()))
     return Cell(tuple({c.run_id: c for c in runs}.values()), metric, digits, **kw)
 
 
@@ -170,7 +179,9 @@ def runs_in(x):
         yield x
     elif isinstance(x, Cell):
         yield from x.runs
-        if x.against is not None:
+        if isinstance(x.against, dict):
+            yield from x.against.values()
+        elif x.against is not None:
             yield x.against
         if x.minus is not None:
             yield from runs_in(x.minus)
@@ -190,7 +201,8 @@ def runs_in(x):
 class Runs:
     """Run configs of one paper at one profile: teachers (CE runs of the profile's teacher recipe)
     and students. With nested teachers (every mini profile) student seed s distils teacher seed s;
-    otherwise (paper profiles, as the papers do) every student distils the teacher of the first seed."""
+    otherwise (paper profiles, as the papers do) every student distils the teacher of the profile's
+    first seed."""
     profile: Profile
     seeds: tuple
     tag: str                      # experiment tag written into config.json

@@ -36,7 +36,8 @@ class Profile:
 
 
 MINI = Profile(
-    name="mini", dataset="mnist1d", teacher_recipe="mini_teacher", student_recipe="mini_student", seeds=(0, 1, 2),
+    name="mini", dataset="mnist1d", teacher_recipe="mini_teacher", student_recipe="mini_student",
+    seeds=(0, 1, 2, 3, 4),
     dataset_options={"num_train": 1000},
     note="mnist1d, 1000 training samples, shift+noise augmentation; 88.8k-param CNN -> 6.5k-param CNN")
 MINI100 = Profile(

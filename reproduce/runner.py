@@ -150,7 +150,7 @@ def encode(x, numbers: dict, paper: str):
     """Declaration values as JSON: cells as run ids + metric, paper numbers resolved."""
     if isinstance(x, Cell):
         return {"cell": {"runs": x.run_ids(), "metric": x.metric, "digits": x.digits, "reduce": x.reduce,
-                         "against": x.against.run_id if x.against is not None else None,
+                         "against": _against_ids(x),
                          **({"args": _jsonable(x.args)} if x.args else {}),
                          **({"minus": encode(x.minus, numbers, paper)["cell"]} if x.minus is not None else {})}}
     if isinstance(x, PaperNumber):
@@ -164,6 +164,13 @@ def encode(x, numbers: dict, paper: str):
     if isinstance(x, (list, tuple)):
         return [encode(v, numbers, paper) for v in x]
     return _jsonable(x)
+
+
+def _against_ids(x: Cell):
+    """A cell's `against` in its manifest: None, one run id, or {run id: the run id it is measured against}."""
+    if isinstance(x.against, dict):
+        return {c.run_id: x.against_of(c).run_id for c in x.runs if x.against_of(c) is not None}
+    return x.against.run_id if x.against is not None else None
 
 
 def describe(c: RunConfig, index: dict) -> str:

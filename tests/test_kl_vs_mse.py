@@ -121,6 +121,56 @@ def test_paper_numbers_beside_ours(results):
     assert rows["student cnn1d_student: LMSE"][f"{paper}_unverified"] == "True"
 
 
+@pytest.mark.parametrize("profile", ["mini", "mini100"])
+def test_teachers_are_nested_in_seeds_at_the_mini_profiles(profile):
+    """Student seed s distils the teacher of seed s (the middle of seed s in the chain, itself
+    taught by teacher seed s); one teacher per seed, model and noise setting, shared by every
+    method; teacher rows, the CE student's agreement and the cluster contrast pair seed with seed."""
+    plan = EXPERIMENT.plan(profile)
+    assert plan.profile.nested_teachers and plan.seeds == plan.profile.seeds and len(plan.seeds) >= 5
+    configs = {c.run_id: c for c in plan_configs(plan, "all")}
+    distilled = [c for c in configs.values() if c.loss in ("kl", "mse")]
+    assert distilled
+    for c in distilled:
+        (t,) = c.teachers
+        assert configs[t].seed == c.seed, (c.run_id, t)
+        chain = configs[t]
+        while chain.teachers:                      # a middle: its own teacher is of the same seed
+            chain = configs[chain.teachers[0]]
+            assert chain.seed == c.seed
+    teachers = list({t: configs[t] for c in distilled for t in c.teachers if not configs[t].teachers}.values())
+    per_setting = {}
+    for t in teachers:
+        per_setting.setdefault((t.model, t.label_noise.tag), []).append(t.seed)
+    assert per_setting and all(sorted(seeds) == sorted(plan.seeds) for seeds in per_setting.values()), per_setting
+    big = {t.seed: t.run_id for t in teachers if t.model == configs[distilled[0].teachers[0]].model
+           and t.label_noise.tag == "clean"}
+    sweep = plan.section("tau-sweep")
+    assert set(big.values()) <= {r.run_id for r in sweep.runs}
+    teacher_row = sweep.tables[0].rows[0]["test top-1 % (ours)"]
+    assert sorted((r.seed, r.run_id) for r in teacher_row.runs) == sorted(big.items())
+    ce = plan.section("logit-matching").tables[0].rows[0]
+    against = next(v for k, v in ce.items() if k.startswith("agreement")).against
+    assert {s: t.run_id for s, t in against.items()} == big
+    spread = next(c for c in plan.claims if c.text.startswith("LMSE keeps the teacher's cluster structure"))
+    assert sorted(r.seed for r in spread.b.runs) == sorted(r.seed for r in spread.a.runs) == sorted(plan.seeds)
+
+
+def test_paper_profile_keeps_one_teacher():
+    plan = EXPERIMENT.plan("paper")
+    assert not plan.profile.nested_teachers
+    configs = {c.run_id: c for c in plan_configs(plan, "all")}
+    used = {}
+    for c in configs.values():
+        for t in c.teachers:
+            used.setdefault((configs[t].model, configs[t].loss, configs[t].label_noise.tag), set()).add(t)
+    assert used and all(len(ids) == 1 for ids in used.values()), used
+    assert {configs[t].seed for ids in used.values() for t in ids} == {plan.profile.seeds[0]}
+    ce = plan.section("logit-matching").tables[0].rows[0]
+    against = next(v for k, v in ce.items() if k.startswith("agreement")).against
+    assert against.run_id in {r.run_id for r in plan.section("logit-matching").runs}
+
+
 def test_schedule_dedupes_and_orders_by_teacher_depth():
     plan = EXPERIMENT.plan("smoke")
     configs = plan_configs(plan, "sequential") + plan_configs(plan, "tau-sweep") + plan_configs(plan, "sequential")
