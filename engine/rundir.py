@@ -130,9 +130,9 @@ def git_state() -> dict:
 
 
 def environment(device: str, seed: int) -> dict:
-    import torchvision
+    from importlib.metadata import version     # importing torchvision itself loads every model (seconds)
 
-    return {"seed": seed, "device": device, "torch": torch.__version__, "torchvision": torchvision.__version__,
+    return {"seed": seed, "device": device, "torch": torch.__version__, "torchvision": version("torchvision"),
             "python": platform.python_version(), "platform": platform.platform(),
             "threads": torch.get_num_threads(), **git_state()}
 

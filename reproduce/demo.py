@@ -4,6 +4,9 @@ Every experiment of reproduce/papers.py that declares a demo section contributes
 seed (0) on its default profile; all of them are scheduled together (teachers first, groups
 spread over one worker per core) and trained into the one run store, so runs that `make mini`
 or another paper already trained are reused and an interrupted demo resumes where it stopped.
+The seed-0 teachers are not trained but copied from models/shipped/ (engine/shipped.py: trained
+by this code on a 2-core CPU, checksums checked), as mdistiller ships its CIFAR teachers; they
+were the demo's critical path. `--train-teachers` trains them here.
 Then each headline table is printed and its figure written under results/demo/<paper>/. One
 seed, so differences of a few tenths are noise here; the committed multi-seed results are under
 results/<paper>/<profile>/.
@@ -27,6 +30,8 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--jobs", type=int, help="training processes (default: one per core)")
     ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--train-teachers", action="store_true",
+                    help="train the seed-0 teachers here instead of copying the shipped ones (models/shipped/)")
     ap.add_argument("--dry-run", action="store_true", help="list the demo's runs and their estimated cost; train nothing")
     argv = sys.argv[1:] if argv is None else list(argv)
     args = ap.parse_args(argv)
@@ -38,10 +43,14 @@ def main(argv=None):
     if args.dry_run:
         for plan, cs in plans:
             dry_run(plan, schedule(cs), jobs=args.jobs)
-        print(f"# the demo trains {len({c.run_id for c in configs})} distinct runs (shared ones once)")
+        from engine.shipped import shipped_ids
+
+        ship = {c.run_id for c in configs} & set(shipped_ids()) if not args.train_teachers else set()
+        print(f"# the demo trains {len({c.run_id for c in configs}) - len(ship)} distinct runs (shared ones once); "
+              f"{len(ship)} shipped teacher(s) copied from models/shipped/, not trained")
         return []
     train(configs, profile=plans[0][0].profile, jobs=args.jobs, quiet=args.quiet, log=log,
-          rerun=command_line("demo", argv))
+          rerun=command_line("demo", argv), shipped=not args.train_teachers)
     trained = time.time() - start
     written = []
     for plan, _ in plans:

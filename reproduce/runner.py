@@ -425,12 +425,19 @@ def check_numbers(plan: Plan, sections) -> None:
 
 def train(configs: list[RunConfig], *, profile: Profile, jobs: int | None = None, device: str = "auto",
           data_root=None, download: bool = False, quiet: bool = False, launcher: dict | None = None,
-          timings_dir: Path | None = None, log=print, wandb: bool = False, rerun: str | None = None) -> None:
+          timings_dir: Path | None = None, log=print, wandb: bool = False, rerun: str | None = None,
+          shipped: bool = False) -> None:
     """Validate every unfinished config and the results root, then train them (teachers first),
-    logging timings. `rerun`: the command that resumes this one, for the failure summary."""
+    logging timings. `rerun`: the command that resumes this one, for the failure summary;
+    `shipped`: copy the teachers shipped in models/shipped/ into the store instead of training them."""
     from reproduce.released import import_missing
 
     import_missing(configs, log)                       # released teachers: imported, never trained
+    if shipped:
+        from engine.shipped import unpack_shipped
+
+        check_results_root()
+        unpack_shipped(configs, log)
     todo = [c for c in configs if not RunDir(c).finished]
     if todo and (launcher or {}).get("precheck", True):
         from engine.validate import validate_configs

@@ -9,6 +9,8 @@
     python -m reproduce.store import-teacher FILE --format mdistiller --model resnet32x4 --dataset cifar100
                                                  # a released teacher as a finished run; prints its run id last
                                                  # (engine/imported.py; torchvision: --dataset imagenet)
+    python -m reproduce.store ship RUN_ID         # a finished teacher -> models/shipped/RUN_ID/ with SHA256SUMS
+                                                 # (engine/shipped.py: what `make demo` copies instead of training)
 
 `train` is the command the engine's "corrupt ..." messages name: it works for any run,
 teacher or student, as its config.json says everything the run computes.
@@ -158,9 +160,9 @@ def _results_root(root: Path | None):
 def build_parser() -> Parser:
     p = Parser(prog="python -m reproduce.store", description=__doc__,
                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("command", choices=("list", "verify", "train", "migrate", "import-teacher"))
+    p.add_argument("command", choices=("list", "verify", "train", "migrate", "import-teacher", "ship"))
     p.add_argument("run_id", nargs="?", metavar="RUN_ID | FILE",
-                   help="train: the run to (re)train; import-teacher: the released weights file")
+                   help="train: the run to (re)train; ship: the teacher to ship; import-teacher: the released weights file")
     p.add_argument("--root", help="results root (default $LOGIT_KD_RESULTS or ./results)")
     p.add_argument("--force", action="store_true", help="train: wipe the run and retrain it from scratch")
     p.add_argument("--device", default="auto", help="train: auto, cpu, cuda, cuda:N")
@@ -178,9 +180,9 @@ def build_parser() -> Parser:
 def main(argv=None):
     p = build_parser()
     args = p.parse_args(argv)
-    takes_one = args.command in ("train", "import-teacher")
+    takes_one = args.command in ("train", "import-teacher", "ship")
     if takes_one != (args.run_id is not None):
-        p.error("train takes one RUN_ID, import-teacher one FILE; the other commands take none")
+        p.error("train and ship take one RUN_ID, import-teacher one FILE; the other commands take none")
     if args.command != "train":
         refuse_unused({"--force": args.force, "--device": args.device != "auto", "--data-root": args.data_root is not None,
                        "--wait": args.wait, "--quiet": args.quiet}, f"{args.command} trains nothing (train takes them)")
@@ -189,6 +191,12 @@ def main(argv=None):
         raise UserError(f"--root {root} is a file, not a folder; give the results folder (the one holding runs/)")
     if args.command == "migrate":
         check_results_root(root)
+    if args.command == "ship":
+        from engine.shipped import ship
+
+        path = ship(args.run_id, root)
+        print(path)
+        return path
     if args.command == "import-teacher":
         missing = [f"--{k}" for k in ("format", "model", "dataset") if getattr(args, k) is None]
         if missing:
