@@ -187,8 +187,10 @@ def describe(c: RunConfig, index: dict) -> str:
 
 
 def run_entry(c: RunConfig, index: dict) -> dict:
-    """What runs.csv says of a run beside its numbers: its description, method, objective, teacher."""
-    return {"label": describe(c, index), "method": c.method or ("teacher" if c.is_teacher else config_words(c)),
+    """What runs.csv says of a run beside its numbers: its description, method, objective, teacher. A run
+    is labelled "teacher" when a run of the plan distils it (a CE student is also trained without one)."""
+    taught = c.is_teacher and any(c.run_id in x.teachers for x in index.values())
+    return {"label": describe(c, index), "method": c.method or ("teacher" if taught else config_words(c)),
             "objective": config_words(c), "model": c.model, "seed": c.seed, "teachers": list(c.teachers)}
 
 
