@@ -20,6 +20,7 @@ from engine.trainer import Trainer, build_optimizer, epoch_generator
 from losses import LOSSES
 from losses.base import DistillLoss
 from models import build_model
+from run_helpers import killed_at_step
 
 DATA = {"num_train": 192, "num_test": 96, "num_classes": 4, "shape": [1, 24]}
 STEPS = 3           # 192 samples, batch 64 (the smoke recipe)
@@ -204,10 +205,6 @@ def test_ikl_class_prior_equals_one_computed_by_hand():
 
 
 # ------------------------------------------------------------------ stateful resume
-class Stop(Exception):
-    pass
-
-
 @pytest.mark.parametrize("loss, hp", [
     ("tald", {"base": "kl", "tau": 4.0, "scale": 0.5, "schedule": "linear"}),
     ("ikl", {"class_prior": True, "T2": 4.0}),
@@ -217,19 +214,7 @@ def test_killed_and_resumed_stateful_student_ends_as_uninterrupted(tmp_path, mon
     cfg = student([t.config.run_id], loss=loss, hp=hp, overrides={"epochs": 4})
     other = tmp_path / "straight"
     shutil.copytree(t.path, other / "runs" / t.path.name)
-    real = Trainer._objective
-    calls = {"n": 0}
-
-    def dies_in_epoch_3(self, *args):
-        calls["n"] += 1
-        if calls["n"] == 2 * STEPS + 2:           # epoch 3, step 2: the checkpoint of epoch 2 is the last
-            raise Stop
-        return real(self, *args)
-
-    monkeypatch.setattr(Trainer, "_objective", dies_in_epoch_3)
-    with pytest.raises(Stop):
-        train(cfg, quiet=True)
-    monkeypatch.setattr(Trainer, "_objective", real)
+    killed_at_step(cfg, monkeypatch, 2 * STEPS + 2)   # epoch 3, step 2: the checkpoint of epoch 2 is the last
     rd = RunDir(cfg)
     assert torch.load(rd.checkpoint_file, weights_only=False)["epoch"] == 2
     resumed = train(cfg, quiet=True)

@@ -7,18 +7,14 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from engine import make_config, teacher_config, train
-from engine.trainer import Trainer
 from reproduce.kl_vs_mse import main as paper_cli
 from reproduce.train import main as train_cli
+from run_helpers import killed_at_step
 
 DATA = {"num_train": 192, "num_test": 96, "num_classes": 4, "shape": [1, 24]}
 STEPS = 3           # 192 samples, batch 64 (the smoke recipe)
 
 pytestmark = pytest.mark.usefixtures("results")    # conftest: a temporary results/data folder
-
-
-class Stop(Exception):
-    pass
 
 
 def teacher_cfg(epochs=2):
@@ -79,18 +75,7 @@ def test_tensorboard_changes_no_run_id_metric_or_weight(tmp_path, monkeypatch):
 def test_a_resumed_run_logs_each_epoch_once(monkeypatch):
     t = train(teacher_cfg(), quiet=True)
     cfg = student_cfg(t.config.run_id, epochs=4)
-    real, calls = Trainer._objective, {"n": 0}
-
-    def dies_in_epoch_3(self, *args):
-        calls["n"] += 1
-        if calls["n"] == 2 * STEPS + 2:            # epoch 3, step 2: epoch 2 is checkpointed and logged
-            raise Stop
-        return real(self, *args)
-
-    monkeypatch.setattr(Trainer, "_objective", dies_in_epoch_3)
-    with pytest.raises(Stop):
-        train(cfg, quiet=True)
-    monkeypatch.setattr(Trainer, "_objective", real)
+    killed_at_step(cfg, monkeypatch, 2 * STEPS + 2)    # epoch 3, step 2: epoch 2 is checkpointed and logged
     rd = train(cfg, quiet=True)
     assert len(list((rd.path / "tb").glob("events.out.tfevents.*"))) == 2      # a new file for the resumed part
     tags = events(rd.path)
