@@ -14,22 +14,18 @@ says so, so the copy is re-shipped: `python -m reproduce.store ship RUN_ID`).
 """
 from __future__ import annotations
 
-import hashlib
 import shutil
 from pathlib import Path
 
 from common import UserError
+from common.files import atomic_write_text
 from engine.config import RunConfig
-from engine.rundir import RunDir, read_json, store_root
+from engine.rundir import RunDir, read_json, sha256_file, store_root
 
 SHIPPED = Path(__file__).resolve().parents[1] / "models" / "shipped"
 FILES = ("config.json", "summary.json", "metrics.jsonl", "model.pt", "model.sha256", "outputs.pt", "fit.json",
          "env.json", "log.txt")
 SUMS = "SHA256SUMS"
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def shipped_ids(root: Path = SHIPPED) -> list[str]:
@@ -41,7 +37,7 @@ def verify(folder: Path) -> None:
     listed = dict(line.split("  ")[::-1] for line in (folder / SUMS).read_text().splitlines() if line)
     for name, digest in listed.items():
         path = folder / name
-        if not path.exists() or sha256(path) != digest:
+        if not path.exists() or sha256_file(path) != digest:
             raise UserError(f"shipped teacher {path} is missing or damaged (sha256 differs from {SUMS}); "
                             f"restore it with git checkout -- {folder}")
     run_id = RunConfig.from_dict(read_json(folder / "config.json")).run_id
@@ -86,6 +82,6 @@ def ship(run_id: str, root: Path | None = None, out: Path = SHIPPED) -> Path:
     for name in FILES:
         if (source / name).exists():
             shutil.copy2(source / name, target / name)
-            sums.append(f"{sha256(target / name)}  {name}")
-    (target / SUMS).write_text("\n".join(sums) + "\n")
+            sums.append(f"{sha256_file(target / name)}  {name}")
+    atomic_write_text(target / SUMS, "\n".join(sums) + "\n")
     return target

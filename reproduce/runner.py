@@ -186,19 +186,20 @@ def describe(c: RunConfig, index: dict) -> str:
     return f"{c.model} {loss_label(c.loss, c.loss_hparams)}{noise} seed {c.seed}{src}"
 
 
-def run_entry(c: RunConfig, index: dict) -> dict:
-    """What runs.csv says of a run beside its numbers: its description, method, objective, teacher. A run
-    is labelled "teacher" when a run of the plan distils it (a CE student is also trained without one)."""
-    taught = c.is_teacher and any(c.run_id in x.teachers for x in index.values())
-    return {"label": describe(c, index), "method": c.method or ("teacher" if taught else config_words(c)),
-            "objective": config_words(c), "model": c.model, "seed": c.seed, "teachers": list(c.teachers)}
+def run_entries(runs: dict, index: dict) -> dict:
+    """What runs.csv says of each run beside its numbers: its description, method, objective, teacher.
+    A run is labelled "teacher" when a run of the plan distils it (a CE student is also trained without one)."""
+    taught = {t for x in index.values() for t in x.teachers}
+    return {rid: {"label": describe(c, index), "method": c.method or ("teacher" if rid in taught else config_words(c)),
+                  "objective": config_words(c), "model": c.model, "seed": c.seed, "teachers": list(c.teachers)}
+            for rid, c in sorted(runs.items())}
 
 
 def manifest(plan: Plan, item, numbers: dict, index: dict) -> dict:
     runs = {c.run_id: c for c in runs_in(item.rows if isinstance(item, Table) else ())}
     runs |= {c.run_id: c for c in runs_in(item.data)}
     common = {"paper": plan.paper, "profile": plan.profile.name, "seeds": list(plan.seeds), "name": item.name,
-              "runs": {rid: run_entry(c, index) for rid, c in sorted(runs.items())}}
+              "runs": run_entries(runs, index)}
     if isinstance(item, Figure):
         return common | {"type": "figure", "kind": item.kind, "data": encode(item.data, numbers, plan.paper)}
     return common | {"type": "table", "kind": item.kind, "title": item.title, "note": item.note,
@@ -220,7 +221,7 @@ def claims_manifest(plan: Plan, numbers: dict, index: dict) -> dict:
     return {"paper": plan.paper, "profile": plan.profile.name, "seeds": list(plan.seeds), "type": "claims",
             "name": "claims", "title": plan.claims_title, "note": plan.claims_note, "statistic": plan.statistic,
             "claims": claims,
-            "runs": {rid: run_entry(c, index) for rid, c in sorted(runs.items())}}
+            "runs": run_entries(runs, index)}
 
 
 def write_manifest(path: Path, obj: dict) -> None:

@@ -6,7 +6,8 @@ import pytest
 
 from common import UserError
 from engine import RunDir, make_config, teacher_config, train
-from engine.shipped import SHIPPED, SUMS, sha256, ship, shipped_ids, unpack_shipped, verify
+from engine.rundir import sha256_file as sha256
+from engine.shipped import SHIPPED, SUMS, ship, shipped_ids, unpack_shipped, verify
 from reproduce.papers import experiments
 from reproduce.runner import DEMO, prepare
 
