@@ -15,8 +15,9 @@ import time
 
 from common import UserError
 from engine.sweep import check_jobs
+from reproduce import costs
 from reproduce.cli import Parser, command_line, main_guard, refuse_unused
-from engine.rundir import results_root
+from engine.rundir import RunDir, results_root
 from engine.sweep import schedule
 from reproduce.runner import ALL, ANALYZE, DEMO, TEACHERS, Experiment, dry_run, out_dir, prepare, render_command, train
 
@@ -100,7 +101,11 @@ def run_together(todo, args, rerun: str | None = None) -> list:
     if args.dry_run:
         for _, _, plan, configs in prepared:
             dry_run(plan, schedule(configs), jobs=args.jobs)
-        print(f"# together: {len({c.run_id for *_, cs in prepared for c in cs})} distinct runs")
+        distinct = list({c.run_id: c for *_, cs in prepared for c in cs}.values())
+        todo = [c for c in distinct if RunDir(c).status() != "done"]
+        print(f"# together: {len(distinct)} distinct runs, about {schedule_cost_s(distinct) / 60:.0f} CPU-minutes "
+              f"(shared runs once); not finished in this run store: {len(todo)} runs, about "
+              f"{schedule_cost_s(todo) / 60:.0f} CPU-minutes")
         return []
     configs = list({c.run_id: c for *_, cs in prepared for c in cs}.values())
     profile = prepared[0][2].profile
@@ -114,6 +119,11 @@ def run_together(todo, args, rerun: str | None = None) -> list:
             print(f"== {e.name} ({plan.profile.name}): rendered", flush=True)
     print(f"== {args.command} finished in {time.time() - start:.0f} s", flush=True)
     return written
+
+
+def schedule_cost_s(configs) -> float:
+    """Estimated CPU-seconds of training `configs` as one schedule (each group pays its teacher forward once)."""
+    return sum(costs.group_cost_s(g) for stage in schedule(configs) for g in stage)
 
 
 if __name__ == "__main__":

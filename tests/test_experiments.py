@@ -198,3 +198,25 @@ def test_a_paper_script_runs_through_the_slurm_launcher_rehearsal(results, capsy
     assert "Slurm jobs" in out
     main(["sequential", "--profile", "smoke", "--status"])
     assert "5 done" in capsys.readouterr().out
+
+
+def test_mini_dry_run_totals_the_distinct_runs_and_what_is_left(tmp_path, monkeypatch, capsys):
+    """`make mini ARGS=--dry-run`'s last line: distinct runs and their CPU-minutes, then what the store
+    has not finished; on an empty store the two agree (here every paper's mini profile is its smoke one)."""
+    import dataclasses
+    import re
+
+    from reproduce import papers
+
+    monkeypatch.setenv("LOGIT_KD_RESULTS", str(tmp_path / "results"))
+    smoke = [dataclasses.replace(e, mini_profiles=("smoke",)) for e in experiments()]
+    monkeypatch.setattr(papers, "experiments", lambda: smoke)
+    assert papers.main(["mini", "--dry-run"]) == []
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    m = re.fullmatch(r"# together: (\d+) distinct runs, about (\d+) CPU-minutes \(shared runs once\); "
+                     r"not finished in this run store: (\d+) runs, about (\d+) CPU-minutes", last)
+    assert m, last
+    distinct, minutes, left, left_minutes = map(int, m.groups())
+    planned = {c.run_id for e in smoke for c in plan_configs(e.plan("smoke"), ALL)}
+    assert distinct == left == len(planned) > 0 and minutes == left_minutes
+    assert not (tmp_path / "results").exists()
