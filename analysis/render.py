@@ -226,6 +226,14 @@ def pick(ctx: Context, side) -> tuple[Stat, str | None]:
     return ctx.stat(side), None
 
 
+def best_name(ctx: Context, c: dict) -> str | None:
+    """The option a claim's `best` side picked (either side may be one), for its {best} placeholders."""
+    for side in (c.get("a"), c.get("b")):
+        if isinstance(side, dict) and "best" in side:
+            return pick(ctx, side)[1]
+    return None
+
+
 def side_values(ctx: Context, side) -> dict:
     if side is None:
         return None
@@ -249,12 +257,11 @@ KINDS = {   # kind -> (heading in reading.md, its verdicts in order)
 
 def contrast_row(ctx: Context, c: dict, p_adjusted: float | None, family_size: int) -> tuple[str, str]:
     a, b = side_values(ctx, c["a"]), side_values(ctx, c["b"])
-    _, best_a = pick(ctx, c["a"]) if c["a"] is not None else (None, None)
     iv = ev.contrast(a, b)
     if iv is None:
         return MISSING, MISSING
     unit, name = c.get("unit", ""), c["name_a"] if c["b"] is None else f"{c['name_a']} − {c['name_b']}"
-    text = f"{name.replace('{best}', best_a or '')}: {iv.text(unit)}"
+    text = f"{name.replace('{best}', best_name(ctx, c) or '')}: {iv.text(unit)}"
     if p_adjusted is not None:
         text += f"; Holm p = {p_adjusted:.3g} over {family_size}"
     if c.get("margin"):
@@ -367,7 +374,7 @@ def claims_table(ctx: Context, m: dict, module) -> Table:
             found, verdict = contrast_row(ctx, c, p, size)
         else:
             raise ValueError(f"claim {k}: unknown kind '{kind}'")
-        _, best = pick(ctx, c["a"]) if kind == "contrast" and c["a"] is not None else (None, None)
+        best = best_name(ctx, c) if kind == "contrast" else None
         text = c["text"].replace("{best}", best) if best else c["text"]
         t.add({"#": k, "kind": kind, "claim": text, "paper says": c["paper"], "we measured": found, "verdict": verdict})
     return t

@@ -91,6 +91,10 @@ def test_smoke_run_renders_every_table_and_figure(name, smoke):
             assert f"{fig.name}.png" in names and (out / f"{fig.name}.png").stat().st_size > 1000
     if plan.claims:
         assert "claims.md" in names
+        # a claim that picks the best of a grid names it, on whichever side the grid is
+        for written in ("claims.md", "reading.md"):
+            text = (out / written).read_text()
+            assert "{best}" not in text and " − :" not in text, written
     # every run trained, so no cell of a generic table is missing
     for section in plan.sections:
         for table in section.tables:
