@@ -14,11 +14,11 @@ def test_demo_writes_each_papers_headline(results, capsys):
         assert any(folder.glob("*.md")) and any(folder.glob("*.png")), e.name
         assert f"{e.name}: wrote" in out
     table = (results / "demo" / "kl_vs_mse" / "headline.md").read_text()
-    for label in ("CE", "KD: KL tau=4 alpha=0.9", "KL tau=20", "LMSE", "teacher"):
+    for label in ("CE", "KL tau=20", "LMSE", "teacher"):
         assert label in table
     rows = [ln for ln in table.splitlines() if ln.startswith("| ")][1:]   # after the header
-    # teacher, CE, KD, LMSE and one row per demo tau
-    assert len(rows) == 4 + len(DEMO_TAUS) and not any("missing" in ln for ln in rows) and "demo finished" in out
+    # teacher, CE, LMSE and one row per demo tau
+    assert len(rows) == 3 + len(DEMO_TAUS) and not any("missing" in ln for ln in rows) and "demo finished" in out
 
 
 def test_demo_reuses_finished_runs(results, capsys):
