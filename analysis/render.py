@@ -158,6 +158,8 @@ class Context:
         c = c.get("cell", c)
         for rid in c["runs"]:
             v = self.run_value(rid, c)
+            if isinstance(v, float) and v.is_integer():
+                v = str(int(v))     # runs.csv reads a sparse text column (e.g. "320") back as a float
             if v is not None:
                 return v
         return MISSING
