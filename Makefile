@@ -42,7 +42,7 @@ test: setup  ## run the whole test suite (smoke scale, a few minutes on 2 cores)
 test-fast: setup  ## the tests not marked slow
 	$(PY) -m pytest -m "not slow" $(ARGS)
 
-demo: setup  ## the headline mini table and figure of each paper (about 9.5 minutes on 2 cores, measured)
+demo: setup  ## the headline mini table and figure of each paper (about 5 minutes on 2 cores, measured)
 	$(PY) -m reproduce.demo $(if $(PROFILE),--profile $(PROFILE)) $(ARGS)
 
 mini: setup  ## every mini experiment of every paper, tables/figures/claims to results/<paper>/<profile>/
