@@ -224,3 +224,18 @@ def test_mini_dry_run_totals_the_distinct_runs_and_what_is_left(tmp_path, monkey
     planned = {c.run_id for e in smoke for c in plan_configs(e.plan("smoke"), ALL)}
     assert distinct == left == len(planned) > 0 and minutes == left_minutes
     assert not (tmp_path / "results").exists()
+
+
+NESTED = [(n, p) for n in NAMES for p, prof in EXPERIMENTS[n].profiles.items()
+          if prof.nested_teachers and p != "smoke"]
+
+
+@pytest.mark.parametrize("name,profile", NESTED, ids=[f"{n}-{p}" for n, p in NESTED])
+def test_every_distilled_run_of_a_mini_profile_distils_teachers_of_its_own_seed(name, profile):
+    """Teachers nested in seeds at every mini profile (an ensemble member of student seed s has seed
+    s + 1000 i, reproduce/logit_distortion.py), so every paired interval holds the teacher's variance."""
+    configs = {c.run_id: c for c in plan_configs(EXPERIMENTS[name].plan(profile), ALL)}
+    distilled = [c for c in configs.values() if c.teachers]
+    assert distilled
+    wrong = [(c.run_id, t) for c in distilled for t in c.teachers if configs[t].seed % 1000 != c.seed]
+    assert not wrong, wrong[:3]
