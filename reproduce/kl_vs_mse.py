@@ -443,7 +443,8 @@ class Paper1:
             Claim("δ∞: at τ = ∞ the student keeps a per-sample mean shift that LMSE removes", "δ∞ shifts the logit mean",
                   row(klinf, "final_mean_shift", 3), row("LMSE", "final_mean_shift", 3), "τ=∞ |shift|", "LMSE |shift|"),
             Claim("Gradient limits: τ → ∞ gives (1/C)(d − mean d), τ → 0 gives argmax (label) matching "
-                  "(rule: relative error < 1e-2 at τ = 1e4, falling 5–20x per decade; error < 1e-6 at τ = 1e-4)",
+                  "(rule: relative error < 1e-2 at τ = 1e4, falling 5–20x per decade; error < 1e-6 at τ = 1e-4 "
+                  "where the argmax is unique: top-2 gap above 20τ)",
                   "derivation", kind="check", data={"check": "gradient_limits", **self.gradient_check().data}),
             Claim("Penultimate features: KL at τ = ∞ expands the feature norm beyond LMSE's",
                   "δ∞ over-expands the representation (seed summary) [unverified]",

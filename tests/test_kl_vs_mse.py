@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from analysis.runs import load_runs
 from analysis.tables import MISSING, Stat, compare, seed_stat
@@ -226,3 +227,29 @@ def test_store_migrate_moves_old_layout_and_drops_duplicates(results, tmp_path, 
     assert [p for p in root.glob("*/runs/*") if p.parent.parent.name != "runs"] == []
     assert not (root / "teachers" / "runs").exists()
     assert "1 duplicate(s) removed" in capsys.readouterr().out
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), classes=st.integers(3, 100), scale=st.floats(0.5, 30.0))
+def test_small_tau_gradient_is_label_matching_exactly_where_the_argmax_is_unique(seed, classes, scale):
+    """The premise of the gradient check's near-tie rule: at τ = 1e-4 the 1/τ-rescaled KL gradient is
+    onehot(argmax z_s) − onehot(argmax z_t) to 1e-6 on every sample whose top-2 gaps exceed 20τ,
+    while a sample with a gap of τ is still far from it (so leaving near-ties out is needed, not lenient)."""
+    import torch
+    from analysis.kl_vs_mse import NEAR_TIE, top2_gap
+    from losses import build_loss
+
+    g = torch.Generator().manual_seed(seed)
+    zs, zt = (torch.randn(64, classes, generator=g, dtype=torch.float64) * scale for _ in range(2))
+    tau = 1e-4
+    zs[0, 1] = zs[0].max() + 0.5 * tau                      # a planted near-tie in sample 0
+    zs[0, 0] = zs[0, 1] - tau
+    x = zs.clone().requires_grad_(True)
+    loss = build_loss("kl", tau=tau, rescale_small_tau=True)(x, zt, zt.argmax(1))
+    grad = torch.autograd.grad(loss, x)[0] * len(zs)
+    one_hot = torch.nn.functional.one_hot
+    limit = one_hot(zs.argmax(1), classes).double() - one_hot(zt.argmax(1), classes).double()
+    err = (grad - limit).abs().max(1).values
+    unique = torch.minimum(top2_gap(zs), top2_gap(zt)) > NEAR_TIE * tau
+    assert not unique[0] and err[0] > 0.1
+    assert (err[unique] < 1e-6).all()
