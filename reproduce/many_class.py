@@ -137,15 +137,14 @@ class ManyClass:
     def acceptance(self) -> Section:
         # Teachers nested in seeds: student seed s distils teacher seed s, so the paired intervals
         # of the requirements below hold the teacher's variance too.
-        teachers = {s: self.runs.teacher(self.teacher_model, seed=self.runs.teacher_seed_for(s)) for s in self.seeds}
+        teachers = self.runs.teachers_by_seed(self.teacher_model)
         rows, self._cells = [], {}
         self._cells["teacher"] = cell(teachers)
         rows.append({"model": f"teacher {self.teacher_model}", "loss": "CE", "test top-1 %": self._cells["teacher"],
                      "train time s": cell(teachers, "train_time_s", 0)})
         for model in (self.middle, *self.students):
             for loss, hp in (("ce", None), ("kl", kl_hparams(4.0, 0.9))):
-                runs = {s: self.runs.student(model, loss, s, teachers=() if loss == "ce" else teachers[s], hparams=hp)
-                        for s in self.seeds}
+                runs = self.runs.per_seed(model, loss, teachers=() if loss == "ce" else teachers, hparams=hp)
                 self._cells[(model, loss)] = cell(runs)
                 rows.append({"model": model, "loss": loss_label(loss, hp) if loss != "kl" else "KD: KL tau=4 alpha=0.9",
                              "test top-1 %": cell(runs), "train time s": cell(runs, "train_time_s", 0)})

@@ -102,10 +102,10 @@ def run_together(todo, args, rerun: str | None = None) -> list:
         for _, _, plan, configs in prepared:
             dry_run(plan, schedule(configs), jobs=args.jobs)
         distinct = list({c.run_id: c for *_, cs in prepared for c in cs}.values())
-        todo = [c for c in distinct if RunDir(c).status() != "done"]
+        unfinished = [c for c in distinct if RunDir(c).status() != "done"]
         print(f"# together: {len(distinct)} distinct runs, about {schedule_cost_s(distinct) / 60:.0f} CPU-minutes "
-              f"(shared runs once); not finished in this run store: {len(todo)} runs, about "
-              f"{schedule_cost_s(todo) / 60:.0f} CPU-minutes")
+              f"(shared runs once); not finished in this run store: {len(unfinished)} runs, about "
+              f"{schedule_cost_s(unfinished) / 60:.0f} CPU-minutes")
         return []
     configs = list({c.run_id: c for *_, cs in prepared for c in cs}.values())
     profile = prepared[0][2].profile

@@ -254,9 +254,15 @@ class Runs:
         return self.student(model, obj.loss, seed, teachers=teachers, hparams=obj.hparams, noise=noise, recipe=recipe,
                             overrides={**(overrides or {}), **obj.overrides()}, ensemble=ensemble, method=name)
 
-    def per_seed(self, model: str, loss: str, **kw) -> dict:
-        """{seed: student config} over the plan's seeds."""
-        return {s: self.student(model, loss, s, **kw) for s in self.seeds}
+    def teachers_by_seed(self, model: str, **kw) -> dict:
+        """{student seed: the teacher run it distils} over the plan's seeds (nested or the one teacher)."""
+        return {s: self.teacher(model, seed=self.teacher_seed_for(s), **kw) for s in self.seeds}
+
+    def per_seed(self, model: str, loss: str, teachers=(), **kw) -> dict:
+        """{seed: student config} over the plan's seeds; `teachers` as {seed: teacher} gives each seed its own."""
+        def of(s):
+            return teachers[s] if isinstance(teachers, dict) else teachers
+        return {s: self.student(model, loss, s, teachers=of(s), **kw) for s in self.seeds}
 
 
 def kl_hparams(tau: float, alpha: float = 1.0) -> dict:
